@@ -1,0 +1,114 @@
+"""`agent-tui doctor`: check config, secrets, store, knowledge and every account, one line each."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_tui.errors import AgentTuiError
+from connectors.base import ConnectorError
+
+CHECK_TIMEOUT = 20.0
+
+
+@dataclass(slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok and not self.warning else ("warn" if self.ok else "FAIL")
+        return f"[{mark}] {self.name}: {self.detail}"
+
+
+@dataclass(slots=True)
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str, *, warning: bool = False) -> None:
+        self.checks.append(Check(name, ok, detail, warning))
+
+    def text(self) -> str:
+        return "".join(c.line() + "\n" for c in self.checks)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [
+            {"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail}
+            for c in self.checks]}
+
+
+def _private(path: Path) -> bool:
+    return not (path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+async def run_doctor(config_path: str | None) -> DoctorReport:
+    from agent_tui.config import load_config
+    from agent_tui.engine.runtime import build_connector
+    from agent_tui.secrets import resolve_account_secret
+
+    report = DoctorReport()
+    try:
+        config = load_config(config_path)
+    except AgentTuiError as exc:
+        report.add("config", False, str(exc))
+        return report
+    report.add("config", True, str(config.path) if config.path else "no config file: defaults")
+    for warning in config.warnings:
+        report.add("config", True, warning, warning=True)
+
+    if config.store.is_postgres:
+        report.add("store", False, "PostgreSQL store is not available yet")
+    else:
+        try:
+            from agent_tui.store import open_store
+
+            open_store(config.store.path).close()
+            db = Path(config.store.path)
+            detail = str(db)
+            private = _private(db)
+            report.add("store", True, detail if private else
+                       f"{detail} is readable by others: chmod 600 {db}", warning=not private)
+        except AgentTuiError as exc:
+            report.add("store", False, str(exc))
+
+    if config.knowledge.path.exists():
+        from agent_tui.knowledge import check_knowledge
+
+        problems = check_knowledge(config.knowledge.path)
+        errors = [p for p in problems if p.severity == "error"]
+        report.add("knowledge", not errors,
+                   f"{config.knowledge.path}: {len(errors)} errors, "
+                   f"{len(problems) - len(errors)} warnings"
+                   + (f"; first: {errors[0].message}" if errors else ""))
+    else:
+        report.add("knowledge", True, f"{config.knowledge.path} does not exist: no suggestions",
+                   warning=True)
+
+    for account in config.accounts:
+        name = f"account {account.name}"
+        try:
+            connector = build_connector(account, resolve_account_secret(account))
+        except AgentTuiError as exc:
+            report.add(name, False, str(exc))
+            continue
+        try:
+            detail = await asyncio.wait_for(connector.check(), CHECK_TIMEOUT)
+            report.add(name, True, detail)
+        except TimeoutError:
+            report.add(name, False, f"no answer within {CHECK_TIMEOUT:.0f} s")
+        except ConnectorError as exc:
+            report.add(name, False, str(exc))
+        finally:
+            await connector.close()
+    if not config.accounts:
+        report.add("accounts", True, "none configured (see config.example.toml)", warning=True)
+    return report

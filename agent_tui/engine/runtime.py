@@ -1,0 +1,247 @@
+"""The running engine: connectors built from the config, sync loops, the outbox sender.
+
+The same engine serves the TUI (`Engine.run` as a background task), `sync`, `reply` and
+`run --once`.
+Connector modules are imported only for the account types that are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_tui.config import Account, Config, EmailAccount, TelegramAccount, TwilioAccount
+from agent_tui.engine.enrich import enrich_messages
+from agent_tui.engine.outbox import FlushResult, OutboxSender
+from agent_tui.engine.replies import ReplyResult, queue_reply
+from agent_tui.engine.sync import Enricher, SyncResult, sync_account
+from agent_tui.errors import AgentTuiError, UsageError
+from agent_tui.secrets import resolve_account_secret
+from agent_tui.store import Store
+from connectors.base import Connector, ConnectorError
+
+log = logging.getLogger(__name__)
+
+OUTBOX_INTERVAL = 30.0          # seconds between outbox flushes when nothing wakes it
+RETRY_AFTER_ERROR = 60.0        # seconds before a failed account is synced again
+
+
+def build_connector(account: Account, secret: str) -> Connector:
+    """The connector for one configured account (the secret already resolved)."""
+    if isinstance(account, EmailAccount):
+        from connectors.email import EmailConnector, EmailSettings
+
+        return EmailConnector(EmailSettings(
+            name=account.name, address=account.address, username=account.username,
+            password=secret, imap_host=account.imap_host, imap_port=account.imap_port,
+            imap_tls=account.imap_tls, smtp_host=account.smtp_host,
+            smtp_port=account.smtp_port, smtp_tls=account.smtp_tls,
+            folders=tuple(account.folders), sent_folder=account.sent_folder))
+    if isinstance(account, TwilioAccount):
+        from connectors.twilio import TwilioConnector, TwilioSettings
+
+        return TwilioConnector(TwilioSettings(
+            name=account.name, account_sid=account.account_sid, auth_token=secret,
+            sms_from=account.sms_from, whatsapp_from=account.whatsapp_from,
+            api_base=account.api_base, poll_interval=account.poll_interval,
+            default_region=account.default_region, secret_ref=str(account.auth_token)))
+    if isinstance(account, TelegramAccount):
+        from connectors.telegram import TelegramConnector, TelegramSettings
+
+        return TelegramConnector(TelegramSettings(
+            name=account.name, token=secret, api_base=account.api_base))
+    raise AgentTuiError(f"account {account.name!r}: unknown type")
+
+
+def account_address(account: Account) -> str:
+    if isinstance(account, EmailAccount):
+        return account.address
+    if isinstance(account, TwilioAccount):
+        return account.sms_from or (account.whatsapp_from or "").removeprefix("whatsapp:")
+    return account.name
+
+
+@dataclass(slots=True)
+class Connectors:
+    """The connectors that could be built, and why the others could not."""
+
+    by_account: dict[str, Connector]
+    errors: dict[str, str]
+    addresses: dict[str, str]
+
+    async def close(self) -> None:
+        for connector in self.by_account.values():
+            with contextlib.suppress(Exception):
+                await connector.close()
+
+
+def build_connectors(config: Config, only: str | None = None) -> Connectors:
+    if only is not None:
+        config.account(only)            # NotFound for a name that is not configured
+    built: dict[str, Connector] = {}
+    errors: dict[str, str] = {}
+    for account in config.accounts:
+        if only is not None and account.name != only:
+            continue
+        try:
+            built[account.name] = build_connector(account, resolve_account_secret(account))
+        except AgentTuiError as exc:
+            errors[account.name] = str(exc)
+    return Connectors(built, errors, {a.name: account_address(a) for a in config.accounts})
+
+
+def enricher_for(config: Config, store: Store) -> Enricher:
+    async def enrich(message_ids: list[int]) -> int:
+        return await enrich_messages(store, config.enrichment, message_ids)
+
+    return enrich
+
+
+def _terminal_progress() -> Callable[[str, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(account: str, fetched: int) -> None:
+        sys.stderr.write(f"\r{account}: {fetched} messages fetched ")
+        sys.stderr.flush()
+
+    return show
+
+
+async def sync_once(config: Config, store: Store, *, only: str | None = None,
+                    progress: bool = True) -> list[SyncResult]:
+    """Fetch everything new for every account (or one), side by side."""
+    connectors = build_connectors(config, only)
+    show = _terminal_progress() if progress else None
+    try:
+        results = list(await asyncio.gather(*(
+            sync_account(store, connector, name, progress=show,
+                         enrich=enricher_for(config, store))
+            for name, connector in connectors.by_account.items())))
+    finally:
+        await connectors.close()
+        if show:
+            sys.stderr.write("\r\x1b[K")
+    for name, error in connectors.errors.items():
+        results.append(SyncResult(name, error=error, error_kind="config"))
+    order = [a.name for a in config.accounts]
+    return sorted(results, key=lambda r: order.index(r.account) if r.account in order else 0)
+
+
+async def flush_outbox(config: Config, store: Store, *,
+                       accounts: set[str] | None = None) -> FlushResult:
+    connectors = build_connectors(config)
+    try:
+        sender = OutboxSender(store, connectors.by_account, connectors.addresses)
+        return await sender.flush(accounts=accounts)
+    finally:
+        await connectors.close()
+
+
+class Engine:
+    """Keeps every account synced and the outbox flushed while the TUI runs."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._states: dict[str, str] = {a.name: "starting" for a in config.accounts}
+        self._outbox_wake = asyncio.Event()
+        self._connectors: Connectors | None = None
+
+    def status(self) -> dict[str, str]:
+        """Account -> "ok" | "syncing" | "retrying: ..." | "auth error: ..." | "busy: ..."."""
+        return dict(self._states)
+
+    def wake_outbox(self) -> None:
+        self._outbox_wake.set()
+
+    async def run(self) -> None:
+        self._connectors = build_connectors(self.config)
+        for name, error in self._connectors.errors.items():
+            self._states[name] = f"config error: {error}"
+        tasks = [asyncio.create_task(self._account_loop(name, connector))
+                 for name, connector in self._connectors.by_account.items()]
+        tasks.append(asyncio.create_task(self._outbox_loop()))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._connectors.close()
+
+    async def _account_loop(self, name: str, connector: Connector) -> None:
+        while True:
+            self._states[name] = "syncing"
+            result = await sync_account(self.store, connector, name,
+                                        enrich=enricher_for(self.config, self.store))
+            if result.error_kind == "auth":
+                self._states[name] = f"auth error: {result.error}"
+            elif result.error_kind == "busy":
+                self._states[name] = f"busy: {result.error}"
+            elif result.error:
+                self._states[name] = f"retrying: {result.error}"
+            else:
+                self._states[name] = "ok"
+            if result.new:
+                self.wake_outbox()
+            if result.error:
+                await asyncio.sleep(RETRY_AFTER_ERROR)
+                continue
+            try:
+                await self._wait_for_news(connector)
+            except ConnectorError as exc:
+                self._states[name] = f"retrying: {exc}"
+                await asyncio.sleep(RETRY_AFTER_ERROR)
+
+    async def _wait_for_news(self, connector: Connector) -> None:
+        """Until the service signals news (IDLE, long poll) or its polling interval passes."""
+        async for _ in connector.listen():
+            return
+        await asyncio.sleep(getattr(connector, "poll_interval", 60.0))
+
+    async def _outbox_loop(self) -> None:
+        assert self._connectors is not None
+        sender = OutboxSender(self.store, self._connectors.by_account,
+                              self._connectors.addresses)
+        while True:
+            try:
+                await sender.flush()
+            except Exception:  # the loop must survive anything one row does
+                log.exception("outbox flush failed")
+            self._outbox_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_wake.wait(), OUTBOX_INTERVAL)
+
+
+def build_engine(config: Config, store: Store) -> Engine:
+    return Engine(config, store)
+
+
+async def reply_from_cli(config: Config, store: Store, conversation_id: int, *,
+                         text: str | None, entry_id: str | None, send: bool) -> ReplyResult:
+    """`agent-tui reply`: queue a reply (typed or from an entry), then flush its account."""
+    conversation = store.get_conversation(conversation_id)
+    if entry_id is not None:
+        from agent_tui.engine.suggestions import render_entry_for
+
+        rendered = render_entry_for(config, conversation, entry_id)
+        if not rendered.complete:
+            raise UsageError(f"entry {entry_id!r} cannot be filled for conversation "
+                             f"{conversation_id}: missing {', '.join(rendered.missing)}")
+        text = rendered.text
+    author = config.agent.name or getpass.getuser()
+    outbox_id = queue_reply(store, conversation_id, text or "", author=author, entry_id=entry_id)
+    if not send:
+        return ReplyResult(outbox_id, conversation_id, "queued")
+    flushed = await flush_outbox(config, store, accounts={conversation.account})
+    for outcome in flushed.outcomes:
+        if outcome.outbox_id == outbox_id:
+            return ReplyResult(outbox_id, conversation_id, outcome.state, outcome.detail,
+                               outcome.provider_id)
+    return ReplyResult(outbox_id, conversation_id, "queued", "waiting for its retry time")

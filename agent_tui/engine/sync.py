@@ -1,0 +1,112 @@
+"""Sync: connectors -> store.
+
+Each batch a connector yields is stored together with the cursor that covers it, in one transaction
+(invariant 1); a crash between batches loses nothing and the next run resumes from the last cursor.
+Only one process fetches an account at a time (invariant 10): the fetch lease is held in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_tui.store import Store
+from connectors.base import AuthError, ConflictError, Connector, ConnectorError
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "main"
+FETCH_LEASE_SECONDS = 120
+
+
+def holder_id() -> str:
+    """Who holds a lease: host and pid, so a dead process's lease can be recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fetch_lease_name(account: str) -> str:
+    return f"fetch:{account}"
+
+
+@dataclass(slots=True)
+class SyncResult:
+    account: str
+    fetched: int = 0
+    new: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    error_kind: str = ""            # "auth" | "conflict" | "network" | "busy"
+    new_message_ids: list[int] = field(default_factory=list)
+    conversation_ids: set[int] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error or self.error_kind == "busy"
+
+    def summary_line(self) -> str:
+        if self.error_kind == "busy":
+            return f"{self.account}: skipped, {self.error}"
+        if self.error:
+            return f"{self.account}: FAILED: {self.error}"
+        return (f"{self.account}: {self.new} new, {self.duplicates} already stored"
+                f"{f', {self.skipped} deleted here' if self.skipped else ''} "
+                f"({self.seconds:.1f} s)")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"account": self.account, "ok": self.ok, "fetched": self.fetched, "new": self.new,
+                "duplicates": self.duplicates, "skipped": self.skipped,
+                "seconds": round(self.seconds, 3), "error": self.error or None,
+                "error_kind": self.error_kind or None}
+
+
+Progress = Callable[[str, int], None]
+Enricher = Callable[[list[int]], Awaitable[int]]
+
+
+async def sync_account(store: Store, connector: Connector, account: str, *,
+                       progress: Progress | None = None,
+                       enrich: Enricher | None = None) -> SyncResult:
+    """Fetch everything new for one account and store it batch by batch."""
+    result = SyncResult(account)
+    started = time.monotonic()
+    holder = holder_id()
+    lease = fetch_lease_name(account)
+    if not store.acquire_lease(lease, holder, FETCH_LEASE_SECONDS):
+        result.error = f"another process ({store.lease_holder(lease)}) is fetching it"
+        result.error_kind = "busy"
+        return result
+    try:
+        cursor = store.get_cursor(account, CURSOR_KEY)
+        async for batch in connector.fetch(cursor):
+            outcome = store.ingest(account, batch.messages, cursor_key=CURSOR_KEY,
+                                   cursor=batch.cursor)
+            result.fetched += len(batch.messages)
+            result.new += outcome.new
+            result.duplicates += outcome.duplicates
+            result.skipped += outcome.skipped
+            result.new_message_ids.extend(outcome.new_message_ids)
+            result.conversation_ids.update(outcome.conversation_ids)
+            store.renew_lease(lease, holder, FETCH_LEASE_SECONDS)
+            if enrich is not None and outcome.new_message_ids:
+                await enrich(outcome.new_message_ids)
+            if progress:
+                progress(account, result.fetched)
+    except AuthError as exc:
+        result.error, result.error_kind = str(exc), "auth"
+    except ConflictError as exc:
+        result.error, result.error_kind = str(exc), "conflict"
+    except ConnectorError as exc:
+        result.error, result.error_kind = str(exc), "network"
+    finally:
+        store.release_lease(lease, holder)
+        result.seconds = time.monotonic() - started
+    if result.error:
+        log.warning("sync %s failed: %s", account, result.error)
+    return result

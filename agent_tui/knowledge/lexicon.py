@@ -1,0 +1,193 @@
+"""Word lists shipped with the matcher: stop words (greetings and fillers included) and synonyms.
+
+Synonym groups name what a customer means in a shop's words; every member (after stemming) adds the
+group's feature, so "Scherben" meets an entry that says "beschädigt". Keep groups narrow: a group
+that is too wide makes unrelated entries look alike.
+"""
+
+from __future__ import annotations
+
+_DE_STOP = """
+aber alle allem allen aller alles als also am an ander andere anderen auch auf aus bei beim bin
+bis bitte bis bist da dabei damit dann das dass dein deine dem den denn der des dessen dich die dies
+diese diesem diesen dieser dieses dir doch dort du durch ein eine einem einen einer eines einfach
+er es etwas euch euer eure für gegen gewesen hab habe haben hat hatte hätte ich ihm ihn ihnen ihr
+ihre ihrem ihren ihrer im in ist ja jetzt kann könnte können man mich mir mit muss nach nicht nichts
+noch nun nur ob oder ohne schon sehr sein seine sich sie sind so soll sollte um und uns unser unsere
+unter vom von vor war waren warum was weil wenn wer werde werden wie wir wird wo würde zu zum zur
+über hallo hi hey moin servus guten tag morgen abend sehr geehrte geehrter damen herren liebe lieber
+liebes team grüße gruß gruss gruesse grüsse danke dank vielen viele vielmals freundlichen
+freundliche mfg lg vg beste besten herzliche herzlichen schöne frage fragen kurz kurze
+eigentlich mal bzw
+leider gerne gern möchte möchten würden hätten wäre bitten bitte dies ok okay also schon wieder
+erstmal halt eben denn irgendwie sonst bisschen ganz gar genau da dass daß eure ihres hier
+mein meine meinen meinem meiner meines unsere euer eurem euren eurer ihr ihrem ihnen
+könnt könnten kannst konnte gibt gib geht gehen bräuchte brauche benötige hätte
+zusammen leute nochmal erneut schnelle antwort voraus vorab grüezi huhu tschüss
+"""
+
+_EN_STOP = """
+a about above after again all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having
+he her here hers herself him himself his how i if in into is it its itself just me more most my
+myself no nor not now of off on once only or other our ours out over own same she should so some
+such than that the their theirs them then there these they this those through to too under until
+up very was we were what when where which while who whom why will with would you your yours
+yourself hello hi hey dear team thanks thank please regards kind best cheers sir madam morning
+afternoon evening good greetings hope well ok okay also still just really quick question
+"""
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    lang: frozenset(
+        word.casefold().replace("ä", "a").replace("ö", "o").replace("ü", "u").replace("ß", "ss")
+        for word in words.split())
+    for lang, words in (("de", _DE_STOP), ("en", _EN_STOP))
+}
+
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "de": {
+        "damaged": ("kaputt", "defekt", "beschädigt", "zerbrochen", "scherben", "scherbe",
+                    "zersprungen", "gesprungen", "sprung", "sprünge", "zerkratzt", "kratzer",
+                    "delle", "dellen", "riss", "risse", "gerissen", "bruch", "zerbrechen",
+                    "kaputtgegangen", "transportschaden", "abgebrochen", "zerdrückt",
+                    "eingedrückt", "ramponiert", "schaden", "beschädigung", "fehlerhaft",
+                    "mangel", "mängel", "mangelhaft", "macke", "macken", "angeschlagen",
+                    "abgesplittert", "splitter", "zersplittert", "zerschlagen", "zerstört",
+                    "gebrochen", "abgeplatzt", "abgesprungen", "verbeult", "verbogen",
+                    "undicht", "tropft", "leck", "klirrt", "klirrte", "hin", "lädiert",
+                    "bruchschaden", "glasbruch", "reklamation",
+                    "reklamieren", "garantie", "gewährleistung", "wackelt", "locker"),
+        "order": ("bestellung", "bestellt", "auftrag", "order", "kauf", "gekauft", "einkauf",
+                  "bestellen", "bestellnummer", "bestellnr", "auftragsnummer"),
+        "parcel": ("paket", "sendung", "lieferung", "päckchen", "päckle", "karton", "packet",
+                   "zustellung", "pakete", "paketdienst"),
+        "where": ("wo", "verbleib", "steckt", "bleibt", "tracking", "sendungsverfolgung",
+                  "sendungsnummer", "sendungsstatus", "status", "unterwegs", "verfolgen",
+                  "trackingnummer", "trackinglink", "versandbestätigung", "dhl", "hermes", "dpd",
+                  "gls", "ups", "paketbote", "verteilzentrum", "paketzentrum",
+                  "verlassen", "rausgegangen", "losgeschickt", "abgeschickt", "verschickt",
+                  "versendet", "stand", "angekommen"),
+        "duration": ("lange", "dauer", "dauert", "lieferzeit", "lieferzeiten", "schnell",
+                     "schneller", "tage", "werktage", "werktagen", "lieferdauer", "versanddauer",
+                     "zeitraum", "express", "expressversand", "expresszustellung",
+                     "eilversand", "eilig", "rechtzeitig", "voraussichtlich", "ungefähr",
+                     "zustellzeit", "braucht", "brauchen", "benötigt", "weihnachten",
+                     "geburtstag", "geschenk", "übermorgen", "spätestens", "frühestens", "laufzeit",
+                     "schafft", "schaffen", "schaffst"),
+        "return": ("rücksendung", "zurückschicken", "zurücksenden", "zurückgeschickt", "retoure",
+                   "retouren", "retournieren", "umtauschen", "umtausch", "tauschen",
+                   "eintauschen", "zurückgeben", "rückgabe", "widerruf", "widerrufen",
+                   "widerrufsrecht", "widerrufsfrist", "rückgaberecht", "rückgabefrist",
+                   "zurück", "rücksenden", "retour", "zurückgehen", "rückversand",
+                   "zurückschickt", "gefällt", "zurückbringen"),
+        "refund": ("erstattung", "erstatten", "erstattet", "rückerstattung", "geld",
+                   "zurückerstattet", "gutschrift", "gutgeschrieben", "rückzahlung",
+                   "zurückgezahlt", "zurücküberwiesen", "zurückbuchung", "rückbuchung",
+                   "zurückbekommen", "kaufpreis", "zurückgebucht"),
+        "cancel": ("stornieren", "storno", "stornierung", "storniert",
+                   "annullieren", "annullierung", "zurückziehen", "abbrechen", "canceln",
+                   "rückgängig", "zurücktreten", "rücktritt", "verklickt", "versehentlich",
+                   "überlegt", "umentschieden",
+                   "versehen", "doppelt"),
+        "pay": ("bezahlen", "zahlen", "zahlung", "zahlungsart", "zahlungsarten",
+                "zahlungsmethode", "zahlungsmethoden", "zahlungsmöglichkeiten",
+                "bezahlmöglichkeiten", "bezahlmöglichkeit", "zahlungsoptionen", "paypal",
+                "kreditkarte", "kreditkarten", "rechnungskauf", "vorkasse", "überweisung",
+                "lastschrift", "klarna", "bezahlung", "apple", "google", "sofortüberweisung",
+                "ratenzahlung", "raten", "giropay", "sepa", "visa", "mastercard", "amex",
+                "nachnahme", "barzahlung", "bar", "girocard", "ec", "bezahlt"),
+        "payfail": ("fehlgeschlagen", "abgelehnt", "abgewiesen", "fehlermeldung",
+                    "zweimal", "abgebucht", "abbuchung", "belastet", "mahnung",
+                    "zahlungserinnerung", "inkasso", "unbezahlt", "berechnet",
+                    "durchgegangen", "klappt"),
+        "invoice": ("rechnung", "rechnungen", "beleg", "quittung", "rechnungskopie", "kaufbeleg",
+                    "mehrwertsteuer", "mwst", "ust", "umsatzsteuer", "steuer", "rechnungsadresse",
+                    "buchhaltung", "firmenrechnung", "ausgewiesen", "duplikat", "pdf",
+                    "steuererklärung", "firma"),
+        "address": ("adresse", "anschrift", "lieferadresse", "lieferanschrift", "zustelladresse",
+                    "versandadresse",
+                    "wohnort", "umgezogen", "umzug", "ziehe", "straße", "hausnummer", "hausnr",
+                    "postleitzahl", "plz", "wohnung", "wohnungsnummer", "nachbar", "nachbarin",
+                    "nachbarn", "packstation", "empfänger", "büro", "arbeitsstelle"),
+        "change": ("ändern", "änderung", "korrigieren", "anpassen", "umändern", "vertippt",
+                   "tippfehler", "aktualisieren", "geändert", "hinzufügen", "dazunehmen",
+                   "dazupacken", "ergänzen", "erhöhen", "reduzieren", "entfernen", "austauschen",
+                   "nachträglich", "anzahl", "stückzahl", "menge", "variante", "umbestellen",
+                   "wechseln", "umstellen"),
+        "open": ("öffnungszeiten", "geöffnet", "offen", "erreichbar", "erreichen",
+                 "sprechzeiten", "uhrzeit", "uhr", "laden", "geschäft", "filiale",
+                 "ladengeschäft", "samstag", "samstags", "mittags", "heute", "geschlossen",
+                 "schließt", "telefon", "anrufen", "hotline", "telefonnummer", "telefonisch",
+                 "rückruf", "besetzt", "zeiten"),
+        "offhours": ("wochenende", "sonntag", "sonntags", "feiertag", "feiertagen", "feiertags",
+                     "nachts", "abends", "urlaub", "betriebsferien", "ostern", "pfingsten",
+                     "silvester", "neujahr", "außerhalb"),
+        "pickup": ("abholen", "abholung", "selbstabholung", "abholbereit", "abholbar",
+                   "vorbeikommen", "mitnehmen", "holen", "persönlich", "click", "collect",
+                   "selbst"),
+        "missing": ("fehlt", "fehlen", "fehlte", "fehlten", "fehlend", "unvollständig",
+                    "vollständig", "komplett", "teillieferung", "vergessen", "teilweise", "rest",
+                    "restliche", "restlichen", "hälfte", "nachlieferung", "separat", "leer",
+                    "lieferschein"),
+        "wrong": ("falsch", "falsche", "falschen", "falscher", "falsches", "verwechselt",
+                  "vertauscht", "verwechslung", "stattdessen", "statt", "anstatt", "anstelle",
+                  "stimmt", "fremde", "modell"),
+        "voucher": ("gutschein", "gutscheine", "gutscheincode", "rabatt", "rabatte", "rabattcode",
+                    "code", "aktion", "aktionscode", "promocode", "coupon", "geschenkgutschein",
+                    "geschenkkarte", "prozent", "einlösen", "eingelöst", "ungültig", "abgezogen",
+                    "kombinieren", "gültig"),
+        "account": ("konto", "kundenkonto", "benutzerkonto", "profil", "passwort", "login",
+                    "anmelden", "anmeldung", "einloggen", "eingeloggt", "registrieren",
+                    "registrierung", "zugang", "zugangsdaten", "benutzername", "account",
+                    "kennwort", "zurücksetzen", "löschen", "datenschutz", "dsgvo"),
+        "shipping_cost": ("versandkosten", "porto", "portokosten", "versandgebühr",
+                          "versandgebühren", "kostenlos", "gratis", "gebühr", "gebühren",
+                          "versandkostenfrei", "mindestbestellwert", "bestellwert",
+                          "einkaufswert", "kostet", "kosten", "verlangt", "teuer"),
+        "abroad": ("ausland", "österreich", "schweiz", "international", "eu", "zoll",
+                   "zollgebühren", "einfuhr", "einfuhrabgaben", "verzollung", "niederlande",
+                   "frankreich", "belgien", "italien", "spanien", "polen", "dänemark",
+                   "luxemburg", "tschechien", "schweden", "england", "usa", "wien", "zürich",
+                   "basel", "bern", "salzburg", "graz", "europa", "grenze", "ausländisch",
+                   "deutschland", "länder"),
+        "stock": ("verfügbar", "verfügbarkeit", "lieferbar", "bestellbar", "vorrätig",
+                  "ausverkauft", "vergriffen", "nachschub", "lager", "bestand",
+                  "nachbestellen", "nachproduziert", "benachrichtigen", "benachrichtigung",
+                  "bescheid", "wieder", "rein", "reinbekommen"),
+        "product": ("material", "maße", "größe", "durchmesser", "höhe", "hoch", "breit",
+                    "inhalt", "fassungsvermögen", "liter", "ml", "gewicht", "schwer",
+                    "spülmaschine", "spülmaschinenfest", "mikrowelle", "backofen", "ofenfest",
+                    "hitzebeständig", "glasur", "bleifrei", "lebensmittelecht", "pflege",
+                    "reinigen", "porzellan", "steinzeug", "keramik", "handgemacht", "abmessungen",
+                    "breite", "groß", "spülmaschinengeeignet", "geeignet"),
+        "label": ("etikett", "etiketten", "retourenschein", "rücksendeschein", "versandschein",
+                  "aufkleber", "label", "retourenlabel", "rücksendelabel", "versandlabel",
+                  "retourenetikett", "rücksendeetikett", "versandetikett", "paketschein",
+                  "paketmarke", "retourenmarke", "rücksendemarke", "ausdrucken", "drucken",
+                  "drucker", "printer", "qr"),
+        "newsletter": ("newsletter", "abmelden", "werbung", "werbemails", "werbemail", "mails",
+                       "emails", "spam", "verteiler", "mailingliste", "angebote", "austragen",
+                       "streichen", "streicht", "abonnement", "abo", "abbestellen"),
+        "color": ("farbe", "farben", "weiß", "schwarz", "blau", "blaue", "rot", "grün", "gelb",
+                  "grau", "rosa", "braun", "beige", "orange", "lila", "türkis", "bunt"),
+        "wait": ("warte", "warten", "wartet", "gewartet", "immer", "seit", "gehört"),
+    },
+    "en": {
+        "damaged": ("broken", "damaged", "cracked", "shattered", "smashed", "defective", "faulty",
+                    "dented", "scratched", "torn", "ripped", "busted", "chipped", "pieces",
+                    "shards", "smashed"),
+        "order": ("order", "purchase", "bought", "ordered"),
+        "parcel": ("parcel", "package", "delivery", "shipment", "box"),
+        "where": ("where", "track", "tracking", "arrived", "arrive", "status", "received"),
+        "return": ("return", "exchange", "returning", "swap"),
+        "refund": ("refund", "money", "reimburse", "reimbursement", "credit", "repay"),
+        "cancel": ("cancel", "cancellation", "annul", "withdraw", "stop"),
+        "pay": ("pay", "payment", "paypal", "klarna"),
+        "invoice": ("invoice", "receipt", "bill", "vat"),
+        "address": ("address", "street", "moved", "postcode", "zip"),
+        "open": ("opening", "hours", "open", "closed", "shop", "store", "visit", "saturday",
+                 "sunday"),
+        "voucher": ("voucher", "coupon", "discount", "promo", "code"),
+        "account": ("account", "password", "login", "sign", "log"),
+    },
+}

@@ -1,0 +1,214 @@
+"""Text analysis for matching: strip quotes and signatures, fold, stem, split compounds, n-grams.
+
+Pure Python on purpose: importing it costs a few milliseconds (only the stemmers actually used are
+imported, and rapidfuzz only when a query holds a word the knowledge file does not know).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+from agent_tui.knowledge.lexicon import STOPWORDS, SYNONYMS
+
+# --- message clean-up ---------------------------------------------------------------------------
+
+_QUOTE_HEADER = re.compile(
+    r"^\s*(?:am\s.{3,80}\sschrieb.{0,80}:|on\s.{3,80}\swrote:|-{2,}\s*(?:original|ursprüngliche)"
+    r".{0,40}-{2,}|von:\s.+|from:\s.+@.+|gesendet:\s.+|sent:\s.+)\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE_START = re.compile(
+    r"^\s*(?:--\s*|mit freundlichen gr(?:ü|ue)(?:ß|ss)en.*|freundliche gr(?:ü|ue)(?:ß|ss)e.*|"
+    r"(?:viele|beste|liebe|herzliche|schöne|sonnige)\s+gr(?:ü|ue)(?:ß|ss)e.*|mfg.*|lg\b.*|vg\b.*|"
+    r"gruß.*|gruss.*|best regards.*|kind regards.*|regards.*|best wishes.*|cheers.*|"
+    r"sincerely.*|thanks in advance.*|danke im voraus.*|sent from my .*|von meinem .* gesendet.*)$",
+    re.IGNORECASE,
+)
+
+
+def strip_message(text: str) -> str:
+    """The customer's own words: quoted history (`>` lines, "Am ... schrieb") and signature cut."""
+    kept: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith(">") or _QUOTE_HEADER.match(line):
+            break
+        # A closing formula starts the signature only near the end, so that a message which
+        # opens with "Grüße aus Köln, ..." keeps its question.
+        if kept and _SIGNATURE_START.match(line) and len(lines) - index <= 8:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+# --- words ---------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "æ": "ae", "ø": "o"})
+
+
+def fold(word: str) -> str:
+    """Lower case, umlauts and ß folded (ä -> a), accents removed: "Größe" -> "grosse"."""
+    word = word.casefold().translate(_FOLD)
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def fold_digraphs(word: str) -> str:
+    """The ASCII spelling of umlauts folded too ("ruecksendung" -> "rucksendung")."""
+    return word.replace("ae", "a").replace("oe", "o").replace("ue", "u")
+
+
+def surface_words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _stemmer_for(lang: str) -> Callable[[str], str]:
+    if lang == "de":
+        from snowballstemmer.german_stemmer import GermanStemmer
+
+        return GermanStemmer().stemWord  # type: ignore[no-any-return]
+    if lang == "en":
+        from snowballstemmer.english_stemmer import EnglishStemmer
+
+        return EnglishStemmer().stemWord  # type: ignore[no-any-return]
+    return lambda word: word
+
+
+def detect_language(texts: Iterable[str]) -> str:
+    """"de" or "en" by counting function words; English when nothing tells."""
+    german = english = 0
+    for text in texts:
+        for word in surface_words(text.casefold()):
+            german += word in _GERMAN_MARKERS
+            english += word in _ENGLISH_MARKERS
+    return "de" if german > english else "en"
+
+
+_GERMAN_MARKERS = frozenset(
+    ("ich", "und", "nicht", "ist", "mein", "meine", "wo", "wie", "ein", "eine", "der", "die",
+     "das", "habe", "kann", "noch", "bitte", "wann", "mir"))
+_ENGLISH_MARKERS = frozenset(
+    ("i", "and", "not", "is", "my", "where", "how", "a", "the", "have", "can", "still", "please",
+     "when", "me", "you"))
+
+
+class Analyzer:
+    """Turns text into weighted features for one language and one knowledge file's vocabulary.
+
+    Features: `w:<stem>` for a word, `s:<group>` for a synonym group, word parts of compounds as
+    `w:` features with half weight, and `c:<n-gram>` character 3- to 5-grams of each folded word.
+    """
+
+    def __init__(self, lang: str, vocabulary: Iterable[str] = (),
+                 stem_cache: dict[str, str] | None = None) -> None:
+        self.lang = lang if lang in STOPWORDS else "en"
+        self._stem_raw = _stemmer_for(self.lang)
+        self.stopwords = STOPWORDS[self.lang]
+        # A cached model hands its stems back: stemming the vocabulary again is most of a load.
+        self._stem_cache: dict[str, str] = dict(stem_cache or {})
+        self.synonyms: dict[str, str] = {}
+        for group, members in SYNONYMS.get(self.lang, {}).items():
+            for member in members:
+                self.synonyms[self.stem(fold(member))] = group
+        self.words: set[str] = set()
+        self.stems: set[str] = set()
+        self._split_cache: dict[str, list[str]] = {}
+        self.add_vocabulary(vocabulary)
+        for members in SYNONYMS.get(self.lang, {}).values():
+            self.add_vocabulary(members)
+
+    def add_vocabulary(self, words: Iterable[str]) -> None:
+        for word in words:
+            for part in surface_words(word):
+                folded = fold(part)
+                if len(folded) >= 3 and folded not in self.stopwords:
+                    self.words.add(folded)
+                    self.stems.add(self.stem(folded))
+        self._split_cache.clear()
+
+    def stem_cache(self) -> dict[str, str]:
+        """Every stem computed so far (folded word -> stem), to hand to a later Analyzer."""
+        return dict(self._stem_cache)
+
+    def stem(self, folded: str) -> str:
+        stem = self._stem_cache.get(folded)
+        if stem is None:
+            stem = fold_digraphs(fold(self._stem_raw(folded))) if self.lang == "de" else \
+                self._stem_raw(folded)
+            self._stem_cache[folded] = stem
+        return stem
+
+    def tokens(self, text: str) -> list[str]:
+        """Folded content words in order, stop words (greetings and fillers too) removed."""
+        out = []
+        for word in surface_words(text):
+            folded = fold(word)
+            if folded not in self.stopwords and (len(folded) > 1 or folded.isdigit()):
+                out.append(folded)
+        return out
+
+    def _known(self, part: str) -> bool:
+        # A compound's head is often a bare stem ("liefer" in "lieferanschrift").
+        return len(part) >= 3 and (part in self.words or part in self.stems
+                                   or self.stem(part) in self.stems)
+
+    def split_compound(self, word: str) -> list[str]:
+        """Greedy longest-head split against the file's vocabulary: "lieferanschrift" ->
+        ["liefer", "anschrift"]; [] when the word is not a compound of known parts."""
+        if len(word) < 7 or self.lang != "de":
+            return []
+        cached = self._split_cache.get(word)
+        if cached is not None:
+            return cached
+        parts: list[str] = []
+        for cut in range(len(word) - 3, 2, -1):
+            head, tail = word[:cut], word[cut:]
+            head_ok = self._known(head) or (
+                head[-1] in "sn" and self._known(head[:-1])) or (
+                head.endswith(("en", "es", "er")) and self._known(head[:-2]))
+            if not head_ok:
+                continue
+            if self._known(tail):
+                parts = [head, tail]
+                break
+            rest = self.split_compound(tail)
+            if rest:
+                parts = [head, *rest]
+                break
+        self._split_cache[word] = parts
+        return parts
+
+    def word_features(self, tokens: list[str]) -> dict[str, float]:
+        features: dict[str, float] = {}
+        for token in tokens:
+            stem = self.stem(token)
+            _add(features, "w:" + stem, 1.0)
+            group = self.synonyms.get(stem)
+            for part in self.split_compound(token):
+                part_stem = self.stem(part)
+                _add(features, "w:" + part_stem, 0.5)
+                group = group or self.synonyms.get(part_stem)
+            if group:
+                _add(features, "s:" + group, 1.0)
+        return features
+
+    @staticmethod
+    def ngram_features(tokens: list[str]) -> dict[str, float]:
+        features: dict[str, float] = {}
+        for token in tokens:
+            if token.isdigit():
+                continue
+            padded = f"<{fold_digraphs(token)}>"
+            for size in (3, 4, 5):
+                for start in range(len(padded) - size + 1):
+                    _add(features, "c:" + padded[start:start + size], 1.0)
+        return features
+
+
+def _add(features: dict[str, float], key: str, weight: float) -> None:
+    features[key] = features.get(key, 0.0) + weight

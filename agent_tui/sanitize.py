@@ -1,0 +1,76 @@
+"""Text from outside is data (DESIGN.md invariants 3 and 4).
+
+One sanitiser at the connector -> store boundary, used again at store -> view: C0/C1 controls, ESC,
+CSI/OSC/DCS sequences and bidi overrides are removed before anything is stored or displayed.
+Rich/Textual markup is not touched here: views render text with `markup=False` / `Text(...)`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# ESC-introduced sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL|ST), DCS/SOS/PM/APC
+# (ESC P|X|^|_ ... ST), and two-character escapes; the 8-bit C1 forms (0x9b CSI, 0x9d OSC, 0x90 DCS)
+# likewise. An unterminated string sequence ends at the end of its line: with the introducer gone
+# the rest is plain text, and a stray ESC ] in a mail must not swallow the whole body.
+_ESCAPE_SEQUENCES = re.compile(
+    r"""
+    (?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]                                  # CSI
+  | (?:\x1b\]|\x9d)[^\n]*?(?:\x07|\x1b\\|\x9c|(?=\n)|$)               # OSC, ends at BEL or ST
+  | (?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\n]*?(?:\x1b\\|\x9c|(?=\n)|$)  # DCS, SOS, PM, APC
+  | \x1b[ -/]*[0-~]?                                                  # other ESC, or a lone ESC
+    """,
+    re.VERBOSE,
+)
+
+# Bidi embedding/override/isolate controls (Trojan Source) and other invisible format characters
+# that can reorder or hide text. Zero-width joiner (U+200D) stays: emoji sequences need it.
+_BIDI_AND_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b\u2060\ufeff]")
+
+# C0 controls except TAB and LF, DEL, and C1 controls.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+# Lone surrogates (undecodable bytes kept by `surrogateescape`) cannot be encoded for a terminal or
+# the store: they become U+FFFD.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Neutralise terminal control in a body of text; keeps tabs and newlines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n")   # line/paragraph separators
+    text = _SURROGATES.sub("\ufffd", text)
+    text = _ESCAPE_SEQUENCES.sub("", text)
+    text = _BIDI_AND_INVISIBLE.sub("", text)
+    return _CONTROLS.sub("", text)
+
+
+def clean_line(text: str) -> str:
+    """Like clean_text, for one-line fields (subject, name): whitespace runs become one space."""
+    return " ".join(clean_text(text).split())
+
+
+_UNSAFE_NAME_CHARS = re.compile(r'[/\\:*?"<>|]')
+MAX_NAME_LENGTH = 200
+
+
+def safe_filename(name: str, fallback: str = "attachment") -> str:
+    """An attachment name that is safe to create in a directory (invariant 4).
+
+    No path separators, no `..`, no leading dot or dash, no control or bidi characters, at most
+    200 characters (keeping the extension).
+    """
+    name = unicodedata.normalize("NFC", clean_line(name))
+    name = _UNSAFE_NAME_CHARS.sub("_", name)
+    # A leading dash would read as an option to the command a person opens the file with.
+    name = name.replace("..", "_").strip(" .").lstrip("-")
+    if not name:
+        return fallback
+    if len(name) > MAX_NAME_LENGTH:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            name = stem[: MAX_NAME_LENGTH - len(ext) - 1] + "." + ext
+        else:
+            name = name[:MAX_NAME_LENGTH]
+    return name

@@ -1,0 +1,72 @@
+"""The store: contacts, conversations, messages, notes, cursors, outbox, leases.
+
+`open_store(path)` returns the store for a config's `[store] path`: a SQLite file (the embedded
+default). PostgreSQL for teams on several hosts comes with the team issue.
+
+The API is the protocol `StoreBackend` (agent_tui.store.base); `SqliteStore` implements it.
+
+Threads: a Store object has one connection guarded by a lock, so it may be shared by threads,
+but a read then waits behind a running write transaction. A thread that must never wait (the
+UI while a sync ingests) uses its own `store.reader()`: a second connection on the same file,
+which WAL lets read while another writes. Other processes simply open the file themselves;
+`data_version()` tells cheaply whether anyone committed since the last look.
+
+API (agent_tui.store.sqlite.SqliteStore):
+- ingest(account, messages, cursor_key=, cursor=) -> IngestResult: messages and cursor in one
+  transaction (invariant 1); dedupe by (account, provider_id); tombstoned ids skipped; threading
+  (mail: In-Reply-To/References, then normalised subject + same contact within 14 days, never into a
+  closed conversation; chat: one open conversation per account, channel and contact, a closed one
+  reopens within 7 days). A known provider id with a new delivery status or an edit updates it.
+- get_cursor(account, key); record_outbound(account, message, conversation_id=); reader().
+- list_conversations(status=, channel=, assignee=, tag=, limit=, offset=) newest activity first,
+  count_conversations(...), waiting_conversations(), get_conversation(id), get_messages(id),
+  get_message(id), get_raw(id), get_contact(id), contact_conversations(id), search(query, limit),
+  iter_export(contact_id=), get_notes(id), data_version().
+- set_status, wake_snoozed, assign, set_priority, add_tag, remove_tag, mark_read, set_enrichment,
+  set_due, add_note, delete_message (tombstones the provider id).
+- Outbox: outbox_enqueue (idempotent by key), outbox_claim_next, outbox_mark_sent,
+  outbox_retry_later, outbox_mark_failed, outbox_mark_uncertain, outbox_requeue,
+  outbox_stuck_sending, outbox_rows, outbox_counts. Illegal moves raise IllegalTransition.
+- Leases: acquire_lease, renew_lease, release_lease, lease_holder.
+- Contacts: find_contact, merge_contacts, split_contact, erase_contact (Art. 17: hashed
+  tombstones keep the messages from coming back), purge_closed (retention).
+- Automation: record_auto_reply, last_auto_reply, automation_pending, record_decision,
+  automation_decisions.
+
+Schema: agent_tui.store.schema, upgraded on open by `PRAGMA user_version` steps (each in a
+transaction); a file from a newer agent-tui is refused with StoreError. The file is created 0600
+(its directory 0700). Benchmark against plain sqlite3: scripts/bench/store.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent_tui.errors import UsageError
+from agent_tui.store.base import (
+    IllegalTransition,
+    IngestResult,
+    OutboxRow,
+    SearchHit,
+    StoreBackend,
+)
+from agent_tui.store.sqlite import SqliteStore
+
+# `Store` is the concrete SQLite class, as existing callers (and scripts that construct it)
+# expect; backend-neutral code annotates with StoreBackend.
+Store = SqliteStore
+
+__all__ = ["IllegalTransition", "IngestResult", "OutboxRow", "SearchHit", "Store",
+           "StoreBackend", "open_store"]
+
+if TYPE_CHECKING:
+    def _sqlite_is_a_backend(store: SqliteStore) -> StoreBackend:
+        return store   # mypy proves here that SqliteStore implements the whole protocol
+
+
+def open_store(path: str | Path) -> Store:
+    if str(path).startswith(("postgresql://", "postgres://")):
+        raise UsageError("[store] path: the PostgreSQL store is not available yet; "
+                         "use a SQLite file path")
+    return SqliteStore(path)

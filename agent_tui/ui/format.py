@@ -1,0 +1,59 @@
+"""Turning model objects into cells and lines of Rich Text: always plain, never markup."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+from agent_tui.model import Channel, Conversation, Priority
+from agent_tui.sanitize import clean_line, clean_text
+
+CHANNEL_LETTER = {Channel.EMAIL: "M", Channel.SMS: "S", Channel.WHATSAPP: "W",
+                  Channel.TELEGRAM: "T"}
+
+
+def plain(text: str, style: str = "") -> Text:
+    """Customer text as data: sanitised again at display, shown literally (no markup)."""
+    return Text(clean_text(text), style=style)
+
+
+def plain_line(text: str, style: str = "", limit: int | None = None) -> Text:
+    line = clean_line(text)
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 1] + "…"
+    return Text(line, style=style)
+
+
+def waited(since: datetime | None, now: datetime) -> str:
+    if since is None:
+        return ""
+    minutes = int((now - since).total_seconds() // 60)
+    if minutes < 60:
+        return f"{max(minutes, 0)}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h{minutes % 60:02d}"
+    return f"{minutes // 1440}d"
+
+
+def conversation_cells(c: Conversation, now: datetime, fraction: float,
+                       topic_limit: int = 60) -> tuple[Text, ...]:
+    overdue = fraction >= 1.0
+    urgent = c.priority is Priority.HIGH
+    mark = Text(("!" if overdue else " ") + ("↑" if urgent else " "),
+                style="bold red" if overdue or urgent else "")
+    who = plain_line(c.contact_name or c.contact_address, limit=24)
+    topic = plain_line(c.subject or c.preview, limit=topic_limit)
+    if c.unread:
+        who.stylize("bold")
+        topic.stylize("bold")
+    return (
+        mark,
+        Text(CHANNEL_LETTER.get(c.channel, "?"), style="bold"),
+        who,
+        topic,
+        Text(waited(c.waiting_since, now), style="red" if overdue else ""),
+        Text(str(c.status)),
+        plain_line(c.assignee or "", limit=12),
+        plain_line(",".join(c.tags), limit=16),
+    )

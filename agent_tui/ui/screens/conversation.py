@@ -1,0 +1,365 @@
+"""One customer: the timeline across channels, suggestions, and the reply composer."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from agent_tui.engine.replies import last_inbound, queue_reply
+from agent_tui.engine.suggestions import RenderedSuggestion, suggest_for
+from agent_tui.errors import AgentTuiError
+from agent_tui.model import Contact, Conversation, Message, Note
+from agent_tui.store.sqlite import identity_kind
+from agent_tui.ui import actions
+from agent_tui.ui.format import plain_line
+from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
+from agent_tui.ui.widgets.status_bar import StatusBar
+from agent_tui.ui.widgets.suggestions_panel import OFF_TOPIC_BELOW, SuggestionsPanel
+from agent_tui.ui.widgets.timeline import MessageTimeline
+
+if TYPE_CHECKING:
+    from agent_tui.ui.app import AgentApp
+
+REPLY_LEASE_SECONDS = 300     # "Mia is replying"; expires by itself when an instance dies
+
+
+def reply_targets(conversation: Conversation, messages: list[Message], contact: Contact,
+                  others: list[Conversation]) -> list[ReplyTarget]:
+    """Where a reply can go: first the address the customer wrote from (invariant 9), then the
+    contact's other addresses on this channel, then the newest conversation on each other
+    channel (a reply there goes out through that conversation's account)."""
+    parent = last_inbound(messages)
+    default = parent.sender if parent else conversation.contact_address
+    last_at = parent.sent_at if parent else conversation.last_inbound_at
+    targets = [ReplyTarget(conversation.id, conversation.channel, default, last_at)]
+    kind = identity_kind(conversation.channel)
+    targets.extend(ReplyTarget(conversation.id, conversation.channel, identity.address, last_at)
+                   for identity in contact.identities
+                   if identity.kind == kind and identity.address != default)
+    seen = {conversation.channel}
+    for other in others:            # newest activity first
+        if other.channel not in seen and other.contact_address:
+            seen.add(other.channel)
+            targets.append(ReplyTarget(other.id, other.channel, other.contact_address,
+                                       other.last_inbound_at))
+    return targets
+
+
+class ConversationScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="conversation.back"),
+        Binding("r", "reply", "Reply", id="conversation.reply"),
+        Binding("n", "note", "Note", id="conversation.note"),
+        Binding("e", "close", "Close", id="conversation.close"),
+        Binding("s", "snooze", "Snooze", id="conversation.snooze"),
+        Binding("a", "assign", "Assign me", id="conversation.assign"),
+        Binding("t", "tag", "Tag", id="conversation.tag"),
+        Binding("m", "merge", "Merge contact", id="conversation.merge"),
+        Binding("z", "toggle_quotes", "Quotes", id="conversation.quotes"),
+        Binding("i", "next_identity", "Reply via", show=False, id="conversation.identity"),
+        # Not a priority binding: "1 ctrl+s" typed quickly must run in that order.
+        Binding("ctrl+s", "send", "Send", id="conversation.send"),
+        Binding("ctrl+e", "editor", "$EDITOR", priority=True, id="conversation.editor"),
+        *[Binding(str(i), f"take({i})", f"Take suggestion {i}", show=False,
+                  id=f"conversation.take{i}") for i in range(1, 10)],
+        *[Binding(f"alt+{i}", f"insert({i})", f"Insert suggestion {i}", show=False,
+                  priority=True, id=f"conversation.insert{i}") for i in range(1, 10)],
+    ]
+
+    def __init__(self, conversation_id: int, *, reply: bool = False) -> None:
+        super().__init__()
+        self.conversation_id = conversation_id
+        self.start_reply = reply
+        self.conversation: Conversation | None = None
+        self.messages: list[Message] = []
+        self.suggestions: list[RenderedSuggestion] = []
+        self.targets: list[ReplyTarget] = []
+        self._target_index = 0
+        self._confirmed_double = False
+        # Keys typed before the conversation finished loading ("enter 1 ctrl+s" in one go).
+        self._pending_take: int | None = None
+        self._pending_send = False
+        self._taken: tuple[str, str] | None = None     # (entry id, text) of a taken suggestion
+        self.show_quotes = False
+
+    @property
+    def agent_app(self) -> AgentApp:
+        return cast("AgentApp", self.app)
+
+    @property
+    def mode(self) -> str | None:
+        """REPLY or NOTE while the composer is open."""
+        return self.composer.mode
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="conversation-header")
+        yield MessageTimeline()
+        with Vertical(id="reply-area"):
+            yield SuggestionsPanel()
+            yield Composer()
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_data()
+        if self.start_reply:
+            self.call_after_refresh(self.action_reply)
+        self.update_status()
+
+    # --- data -----------------------------------------------------------------------------
+
+    def refresh_data(self) -> None:
+        self._load(self.agent_app)
+
+    @work(thread=True, exclusive=True, group="conversation-load")
+    def _load(self, app: AgentApp) -> None:
+        """Runs in a thread; the app comes in as an argument (the screen may be closed by the
+        time the reads finish)."""
+        store = app.reads
+        try:
+            conversation = store.get_conversation(self.conversation_id)
+        except AgentTuiError:
+            app.deliver(self.dismiss)
+            return
+        messages = store.get_messages(self.conversation_id)
+        # The contact's whole history across channels, this conversation's messages included.
+        others = store.contact_conversations(conversation.contact_id)
+        history: list[Message] = []
+        for other in others:
+            history.extend(messages if other.id == conversation.id
+                           else store.get_messages(other.id))
+        history.sort(key=lambda m: (m.sent_at, m.id))
+        notes = store.get_notes(self.conversation_id)
+        targets = reply_targets(conversation, messages, store.get_contact(conversation.contact_id),
+                                others)
+        suggestions: list[RenderedSuggestion] = []
+        if app.suggester is not None:
+            ranked = suggest_for(app.config, app.suggester, conversation, messages, top=9)
+            # Scores that show as 0.00 mean "off topic": the best of them stays as a guess
+            # (marked so in the panel), the rest would only be noise on the number keys.
+            suggestions = ([s for s in ranked if s.suggestion.score >= OFF_TOPIC_BELOW]
+                           or ranked[:1])
+        app.deliver(self._show, conversation, messages, history, notes, suggestions, targets)
+
+    def _show(self, conversation: Conversation, messages: list[Message],
+              history: list[Message], notes: list[Note],
+              suggestions: list[RenderedSuggestion], targets: list[ReplyTarget]) -> None:
+        if not self.is_attached:
+            return
+        if conversation.unread:
+            # Written only when it changes: an unchanged store spares the inbox a reload.
+            self.agent_app.run_blocking(lambda: self.agent_app.store.mark_read(conversation.id))
+        self.conversation, self.messages, self.suggestions = conversation, messages, suggestions
+        # A reload keeps the identity chosen with `i` if it is still there.
+        chosen = self.targets[self._target_index] if self.targets else None
+        self.targets = targets
+        self._target_index = targets.index(chosen) if chosen in targets else 0
+        earlier = len({m.conversation_id for m in history} - {conversation.id})
+        self.query_one("#conversation-header", Static).update(self._header(conversation,
+                                                                            earlier))
+        self.query_one(MessageTimeline).show(history, notes, self.conversation_id,
+                                             show_quotes=self.show_quotes)
+        self.query_one(SuggestionsPanel).show(
+            suggestions, knowledge_loaded=self.agent_app.suggester is not None)
+        self.composer.set_target(targets[self._target_index], len(targets) - 1)
+        if self._pending_take is not None:
+            number, self._pending_take = self._pending_take, None
+            self.action_take(number)
+        if self._pending_send and self.mode is not None:
+            self.action_send()
+        self._pending_send = False
+
+    def _header(self, c: Conversation, earlier: int) -> Text:
+        text = Text()
+        text.append(f" {c.channel} ", style="reverse bold")
+        text.append(" ")
+        text.append_text(plain_line(c.contact_name or c.contact_address, style="bold"))
+        if c.contact_name:
+            text.append(" ")
+            text.append_text(plain_line(f"<{c.contact_address}>"))
+        text.append(f"  #{c.id} {c.status} · {c.account}")
+        if c.assignee:
+            text.append_text(plain_line(f" · {c.assignee}"))
+        if c.tags:
+            text.append_text(plain_line(" · " + ", ".join(c.tags)))
+        text.append("\n ")
+        text.append_text(plain_line(c.subject or "(no subject)", style="italic"))
+        if earlier:
+            text.append(f"  · {earlier} other conversation{'s' if earlier > 1 else ''} "
+                        "of this contact shown", style="dim")
+        if c.enrichment:
+            fields = "  ".join(f"{k}: {v}" for k, v in sorted(c.enrichment.items()))
+            text.append("\n ")
+            text.append_text(plain_line(fields, style="cyan"))
+        return text
+
+    def update_status(self) -> None:
+        if not self.query(StatusBar):
+            return          # the refresh timer can fire before compose or after dismiss
+        other = self._other_replier()
+        if other is None and self.mode == REPLY:
+            self.agent_app.store.renew_lease(self._lease, self._holder, REPLY_LEASE_SECONDS)
+        self.query_one(StatusBar).show(f"{other} is replying" if other else "")
+
+    # --- composer -------------------------------------------------------------------------
+
+    @property
+    def _lease(self) -> str:
+        return f"reply:{self.conversation_id}"
+
+    @property
+    def _holder(self) -> str:
+        return f"{self.agent_app.agent_name}@{os.uname().nodename}:{os.getpid()}"
+
+    def _other_replier(self) -> str | None:
+        """Who else is replying to this conversation right now (a colleague's TUI), if anyone."""
+        holder = self.agent_app.reads.lease_holder(self._lease)
+        if holder is None or holder == self._holder:
+            return None
+        return holder.split("@", 1)[0]
+
+    def _open_composer(self, mode: str, text: str = "") -> None:
+        if mode == REPLY and self.mode != REPLY and not self.agent_app.store.acquire_lease(
+                self._lease, self._holder, REPLY_LEASE_SECONDS):
+            self.notify(f"{self._other_replier()} is replying to this conversation",
+                        severity="warning", timeout=5)
+        self.composer.open(mode, text)
+
+    def action_reply(self) -> None:
+        self._open_composer(REPLY)
+
+    def action_note(self) -> None:
+        self._open_composer(NOTE)
+
+    def action_next_identity(self) -> None:
+        """i: reply on the contact's next address or channel (back to the first after the last)."""
+        if len(self.targets) < 2:
+            self.notify("This contact has no other address", timeout=2)
+            return
+        self._target_index = (self._target_index + 1) % len(self.targets)
+        self.composer.set_target(self.targets[self._target_index], len(self.targets) - 1)
+        if self.mode is None:
+            self._open_composer(REPLY)
+
+    def action_take(self, number: int) -> None:
+        if self.conversation is None:
+            self._pending_take = number
+            return
+        if self.mode is not None and self.composer.editor.has_focus:
+            self.composer.insert(str(number))
+            return
+        if number <= len(self.suggestions):
+            taken = self.suggestions[number - 1]
+            self._taken = (taken.suggestion.entry_id, taken.rendered.text)
+            self._open_composer(REPLY, taken.rendered.text)
+
+    def action_insert(self, number: int) -> None:
+        if self.mode is not None and number <= len(self.suggestions):
+            self.composer.insert(self.suggestions[number - 1].rendered.text)
+
+    def action_send(self) -> None:
+        if self.mode is None:
+            # "1 ctrl+s" typed while loading: _show takes the suggestion, then sends.
+            self._pending_send = self.conversation is None
+            return
+        text = self.composer.text.strip()
+        if not text:
+            self.notify("Nothing to send", severity="warning")
+            return
+        app = self.agent_app
+        if self.mode == NOTE:
+            app.run_blocking(lambda: app.store.add_note(self.conversation_id, app.agent_name,
+                                                         text))
+            self.notify("Note saved", timeout=2)
+        else:
+            other = self._other_replier()
+            if other is not None and not self._confirmed_double:
+                self._confirmed_double = True
+                self.notify(f"{other} is replying too: ctrl+s again sends anyway",
+                            severity="warning", timeout=6)
+                return
+            entry_id, original = self._taken or (None, "")
+            target = self.targets[self._target_index] if self.targets else None
+            # The default address is left to queue_reply; a chosen identity is named.
+            to = target.address if target and self._target_index > 0 else None
+            conversation_id = target.conversation_id if target else self.conversation_id
+            outbox_id = app.run_blocking(lambda: queue_reply(
+                app.store, conversation_id, text, author=app.agent_name, to=to,
+                entry_id=entry_id,
+                suggestion_edited=entry_id is not None and text != original.strip(),
+                suggestions_shown=bool(self.suggestions)))
+            if outbox_id is None:
+                return
+            app.wake_outbox()
+            self.notify(f"Reply queued (outbox {outbox_id})", timeout=3)
+        self._close_composer()
+        self.refresh_data()
+
+    def _close_composer(self) -> None:
+        if self.mode == REPLY:
+            self.agent_app.store.release_lease(self._lease, self._holder)
+        self._confirmed_double = False
+        self._taken = None
+        self.composer.close()
+
+    def action_editor(self) -> None:
+        """Write the reply in $EDITOR (the terminal is handed over, then given back)."""
+        if self.mode is None:
+            self._open_composer(REPLY)
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+            handle.write(self.composer.text)
+            path = Path(handle.name)
+        try:
+            with self.app.suspend():
+                subprocess.run([*shlex.split(editor), str(path)], check=False)
+            self.composer.set_text(path.read_text())
+        except (OSError, ValueError) as exc:
+            self.notify(f"Cannot run {editor}: {exc}", severity="error")
+        finally:
+            path.unlink(missing_ok=True)
+
+    def action_back(self) -> None:
+        if self.mode is not None:
+            self._close_composer()
+            return
+        self.dismiss()
+
+    def action_toggle_quotes(self) -> None:
+        self.show_quotes = not self.show_quotes
+        self.refresh_data()
+
+    def _act(self, act: actions.Action) -> None:
+        act(self.agent_app, self.conversation_id)
+        self.refresh_data()
+
+    def action_close(self) -> None:
+        self._act(actions.close)
+
+    def action_snooze(self) -> None:
+        self._act(actions.snooze)
+
+    def action_assign(self) -> None:
+        self._act(actions.assign_to_me)
+
+    def action_tag(self) -> None:
+        self._act(actions.tag)
+
+    def action_merge(self) -> None:
+        self._act(actions.merge)

@@ -1,0 +1,132 @@
+"""What every connector offers, and the message types that cross the connector boundary.
+
+A connector talks to one account on one service. It knows nothing of the store or the UI: the engine
+hands it a cursor, gets back messages plus the next cursor, and stores both in one transaction
+(DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
+
+# A cursor is a small JSON-serialisable mapping whose meaning belongs to the connector
+# (IMAP: per-folder UIDVALIDITY, last UID, HIGHESTMODSEQ; Twilio: last date_sent + SIDs seen at that
+# second; Telegram: next update offset). The store keeps it opaque.
+Cursor = dict[str, Any]
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """A message as a connector read it, already parsed and sanitised (invariants 3 and 4)."""
+
+    channel: Channel
+    provider_id: str                 # Message-ID, Twilio SID, Telegram "chat:message"
+    direction: Direction
+    sender: str                      # address: email, E.164 phone, Telegram user id
+    sender_name: str
+    recipients: list[str]
+    sent_at: datetime                # timezone-aware, UTC
+    subject: str
+    text: str
+    html: str = ""                   # kept only as source, never rendered
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    auto: AutoFlags = field(default_factory=AutoFlags)
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    thread_key: str = ""             # chat channels: the chat/number the conversation belongs to
+    reply_to: str = ""               # mail: Reply-To address, when it differs from the sender
+    delivery_status: str = ""        # outbound messages read back: sent, delivered, failed...
+    defects: list[str] = field(default_factory=list)
+    content_hash: str = ""           # dedupe fallback for mail without a Message-ID
+    raw: bytes = b""                 # the original bytes, when the channel has them (mail source)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """A reply to send. Built from an outbox row; `idempotency_key` is stable across retries."""
+
+    channel: Channel
+    to: str
+    text: str
+    idempotency_key: str
+    subject: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    message_id: str = ""             # mail: our own Message-ID, made before the first attempt
+    automatic: bool = False          # adds Auto-Submitted: auto-replied on mail
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class FetchBatch:
+    messages: list[InboundMessage]
+    cursor: Cursor
+    done: bool                       # False while more batches remain for this fetch
+
+
+class ConnectorError(Exception):
+    """Base of every connector error. Messages name the account, never a secret."""
+
+
+class AuthError(ConnectorError):
+    """Credentials refused: retrying will not help until the user fixes them."""
+
+
+class TransientError(ConnectorError):
+    """Network trouble, timeouts, 429 and 5xx: retry later with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """The service refused this message for good (SMTP 5xx, invalid number, window closed)."""
+
+
+class ConflictError(ConnectorError):
+    """Another poller holds the account (Telegram 409)."""
+
+
+class UncertainDelivery(ConnectorError):
+    """We cannot tell whether a send went through; a person must decide (never resend blindly)."""
+
+
+class Connector(abc.ABC):
+    """One account on one service."""
+
+    name: str
+
+    @abc.abstractmethod
+    def fetch(self, cursor: Cursor | None) -> AsyncIterator[FetchBatch]:
+        """Yield batches of new messages after `cursor`, each with the cursor that covers it."""
+
+    @abc.abstractmethod
+    async def send(self, message: OutboundMessage) -> str:
+        """Send one message and return the provider's id for it."""
+
+    @abc.abstractmethod
+    async def reconcile(self, message: OutboundMessage, attempted_at: datetime) -> str | None:
+        """After a crash in `sending`: the provider id if the message did go out, else None.
+
+        Raises UncertainDelivery when the service cannot tell (Telegram).
+        """
+
+    async def listen(self) -> AsyncIterator[None]:
+        """Yield whenever the service signals news (IDLE, long poll); default: never."""
+        if False:  # pragma: no cover - an async generator that yields nothing
+            yield None
+
+    @abc.abstractmethod
+    async def check(self) -> str:
+        """Log in and return a one-line summary for `doctor`; raise ConnectorError on failure."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

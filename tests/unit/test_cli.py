@@ -1,0 +1,86 @@
+"""The command line contract: exit codes, one-line errors, JSON shapes (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from agent_tui.cli import main
+from agent_tui.model import Channel, Direction
+from agent_tui.store import open_store
+from connectors.base import InboundMessage
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "agent-tui.toml"
+    path.write_text(f'[store]\npath = "{tmp_path / "agent.db"}"\n{extra}')
+    path.chmod(0o600)
+    return path
+
+
+def test_config_error_exits_2_with_one_line(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path, '[agent]\nnmae = "Mia"\n')
+    assert main(["--config", str(path), "list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "agent-tui.toml:4" in err and "nmae" in err and "Traceback" not in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "--status", "bogus"])
+    assert exc.value.code == 2
+
+
+def test_missing_conversation_exits_2(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), "show", "42"]) == 2
+    assert "no conversation 42" in capsys.readouterr().err
+
+
+def test_list_and_show_json_contract(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path)
+    store = open_store(tmp_path / "agent.db")
+    store.ingest("shop-sms", [InboundMessage(
+        channel=Channel.SMS, provider_id="SM1", direction=Direction.INBOUND,
+        sender="+491701234567", sender_name="", recipients=["+493012345678"],
+        sent_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC), subject="",
+        text="[bold]Hi[/bold] \x1b[31mrot")], cursor_key="main", cursor=None)
+    store.close()
+    assert main(["--config", str(path), "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["format"] == 1
+    conv = listed["conversations"][0]
+    assert conv["channel"] == "sms" and conv["contact"]["address"] == "+491701234567"
+    assert main(["--config", str(path), "show", str(conv["id"]), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["format"] == 1 and shown["conversation"]["id"] == conv["id"]
+    assert shown["messages"][0]["message_id"] == "SM1"
+    assert main(["--config", str(path), "show", str(conv["id"])]) == 0
+    text = capsys.readouterr().out
+    assert "[bold]Hi[/bold]" in text and "\x1b" not in text
+    assert main(["--config", str(path), "export"]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["message"]["message_id"] == "SM1" and line["contact"]["identities"]
+
+
+def test_secret_never_in_error_output(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_TOKEN", "s3cr3t-t0ken-value")
+    path = write_config(tmp_path, (
+        '[[account]]\nname = "mail"\ntype = "email"\naddress = "s@shop.example"\n'
+        'username = "s"\npassword = "env:SHOP_TOKEN"\nimap_host = "127.0.0.1"\n'
+        'imap_port = 9\nimap_tls = "none"\nsmtp_host = "127.0.0.1"\nsmtp_port = 9\n'
+        'smtp_tls = "none"\n'))
+    code = main(["--config", str(path), "sync", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "s3cr3t-t0ken-value" not in captured.out + captured.err
+    summary = json.loads(captured.out)
+    assert summary["format"] == 1 and summary["accounts"][0]["ok"] is False

