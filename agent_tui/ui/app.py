@@ -171,11 +171,16 @@ class AgentApp(App[int]):
         if self.engine is not None:
             self.engine.wake_outbox()
 
-    def deliver(self, callback: Callable[..., Any], *args: Any) -> None:
-        """From a worker thread: run `callback` on the UI thread, unless the app stopped while
-        the worker read (the result is then of no use to anyone)."""
+    def deliver(self, callback: Callable[..., Any], *args: Any,
+                screen: Screen[Any] | None = None) -> None:
+        """From a worker thread: run `callback` on the UI thread, unless the app stopped (or
+        `screen` closed) while the worker read: the result is then of no use to anyone, and the
+        widgets it would fill may already be gone."""
+        def on_ui_thread() -> None:
+            if self.is_running and (screen is None or screen in self.screen_stack):
+                callback(*args)
         try:
-            self.call_from_thread(callback, *args)
+            self.call_from_thread(on_ui_thread)
         except RuntimeError:
             if self.is_running:
                 raise

@@ -36,14 +36,14 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{minutes // 1440}d"
 
 
-def conversation_cells(c: Conversation, now: datetime, fraction: float,
-                       topic_limit: int = 60) -> tuple[Text, ...]:
+def conversation_cells(c: Conversation, now: datetime, fraction: float) -> tuple[Text, ...]:
+    """The inbox row; the table crops each cell to its column, with an ellipsis."""
     overdue = fraction >= 1.0
     urgent = c.priority is Priority.HIGH
     mark = Text(("!" if overdue else " ") + ("↑" if urgent else " "),
                 style="bold red" if overdue or urgent else "")
-    who = plain_line(c.contact_name or c.contact_address, limit=24)
-    topic = plain_line(c.subject or c.preview, limit=topic_limit)
+    who = _cell(c.contact_name or c.contact_address)
+    topic = _cell(c.subject or c.preview)
     if c.unread:
         who.stylize("bold")
         topic.stylize("bold")
@@ -54,6 +54,12 @@ def conversation_cells(c: Conversation, now: datetime, fraction: float,
         topic,
         Text(waited(c.waiting_since, now), style="red" if overdue else ""),
         Text(str(c.status)),
-        plain_line(c.assignee or "", limit=12),
-        plain_line(",".join(c.tags), limit=16),
+        _cell(c.assignee or ""),
+        _cell(",".join(c.tags)),
     )
+
+
+def _cell(text: str) -> Text:
+    cell = plain_line(text)
+    cell.no_wrap, cell.overflow = True, "ellipsis"
+    return cell

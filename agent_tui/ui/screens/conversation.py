@@ -135,7 +135,7 @@ class ConversationScreen(Screen[None]):
         try:
             conversation = store.get_conversation(self.conversation_id)
         except AgentTuiError:
-            app.deliver(self.dismiss)
+            app.deliver(self.dismiss, screen=self)
             return
         messages = store.get_messages(self.conversation_id)
         # The contact's whole history across channels, this conversation's messages included.
@@ -155,13 +155,12 @@ class ConversationScreen(Screen[None]):
             # (marked so in the panel), the rest would only be noise on the number keys.
             suggestions = ([s for s in ranked if s.suggestion.score >= OFF_TOPIC_BELOW]
                            or ranked[:1])
-        app.deliver(self._show, conversation, messages, history, notes, suggestions, targets)
+        app.deliver(self._show, conversation, messages, history, notes, suggestions, targets,
+                    screen=self)
 
     def _show(self, conversation: Conversation, messages: list[Message],
               history: list[Message], notes: list[Note],
               suggestions: list[RenderedSuggestion], targets: list[ReplyTarget]) -> None:
-        if not self.is_attached:
-            return
         if conversation.unread:
             # Written only when it changes: an unchanged store spares the inbox a reload.
             self.agent_app.run_blocking(lambda: self.agent_app.store.mark_read(conversation.id))

@@ -148,7 +148,7 @@ class InboxScreen(Screen[None]):
             more = len(rows) == PAGE
             fractions = {c.id: fraction(c) for c in rows}
             title = self._title(view, store.count_conversations(status="open"), fractions)
-        app.deliver(self._show, rows, fractions, more, offset, title)
+        app.deliver(self._show, rows, fractions, more, offset, title, screen=self)
 
     @staticmethod
     def _title(view: InboxView, open_count: int, fractions: dict[int, float]) -> str:
@@ -160,8 +160,6 @@ class InboxScreen(Screen[None]):
 
     def _show(self, rows: list[Conversation], fractions: dict[int, float], more: bool,
               offset: int, title: str) -> None:
-        if not self.is_attached:
-            return          # closed while the rows were read
         self.table.show_page(rows, fractions, self.agent_app.clock(), replace=offset == 0)
         self.more = more
         self._loading = False

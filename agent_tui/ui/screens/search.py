@@ -43,11 +43,9 @@ class SearchScreen(Screen[None]):
 
     @work(thread=True, exclusive=True)
     def _search(self, app: AgentApp) -> None:
-        app.deliver(self._show, app.reads.search(self.query_text, limit=200))
+        app.deliver(self._show, app.reads.search(self.query_text, limit=200), screen=self)
 
     def _show(self, hits: list[SearchHit]) -> None:
-        if not self.is_attached:
-            return
         self.hits = hits
         # n/N in the inbox step through these conversations after this screen closes.
         cast("AgentApp", self.app).search_hits = list(

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from textual import events
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from agent_tui.model import Conversation
 from agent_tui.ui.format import conversation_cells
 
-COLUMNS = ("", "Ch", "Contact", "Subject / first line", "Waited", "Status", "Agent", "Tags")
-# Width the columns other than the subject need at most; the subject takes the rest.
-OTHER_COLUMNS_WIDTH = 66
+SUBJECT = "Subject / first line"
+# Fixed widths: columns never jump when a page with a longer name arrives, and the table needs no
+# measuring pass after each page. The subject takes what the others leave of the screen.
+COLUMNS: dict[str, int] = {"": 2, "Ch": 2, "Contact": 16, SUBJECT: 0, "Waited": 6,
+                           "Status": 7, "Agent": 8, "Tags": 10}
+CELL_PADDING = 2
+MIN_SUBJECT_WIDTH = 12
 
 
 class ConversationList(DataTable[object]):
@@ -23,8 +29,21 @@ class ConversationList(DataTable[object]):
         self.fractions: dict[int, float] = {}
 
     def on_mount(self) -> None:
-        for label in COLUMNS:
-            self.add_column(label, key=label or "mark")
+        for label, width in COLUMNS.items():
+            self.add_column(label, key=label or "mark",
+                            width=width or self._subject_width(self.app.size.width))
+
+    def on_resize(self, event: events.Resize) -> None:
+        subject = self.columns.get(ColumnKey(SUBJECT))
+        if subject is not None and subject.width != self._subject_width(event.size.width):
+            subject.width = self._subject_width(event.size.width)
+            self._require_update_dimensions = True
+            self.refresh()
+
+    @staticmethod
+    def _subject_width(table_width: int) -> int:
+        others = sum(COLUMNS.values()) + CELL_PADDING * len(COLUMNS) + 1  # 1: the scrollbar
+        return max(MIN_SUBJECT_WIDTH, table_width - others)
 
     def show_page(self, rows: list[Conversation], fractions: dict[int, float], now: datetime,
                   *, replace: bool) -> None:
@@ -33,10 +52,8 @@ class ConversationList(DataTable[object]):
         if replace:
             self.clear()
             self.conversations, self.fractions = [], {}
-        topic_limit = max(12, min(60, self.screen.size.width - OTHER_COLUMNS_WIDTH))
         for c in rows:
-            self.add_row(*conversation_cells(c, now, fractions.get(c.id, 0.0), topic_limit),
-                         key=str(c.id))
+            self.add_row(*conversation_cells(c, now, fractions.get(c.id, 0.0)), key=str(c.id))
         self.conversations.extend(rows)
         self.fractions.update(fractions)
         if replace and selected is not None:
