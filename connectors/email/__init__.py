@@ -9,10 +9,13 @@ changes of already fetched messages (via CONDSTORE, when the server has it) are 
 `EmailFetchBatch.flag_changes` as `FlagChange(folder, uid, message_id, flags)` - no message is
 re-sent to the store for them, so store dedupe is untouched.
 
-Sending: the reply is handed to SMTP, and right after SMTP accepted it a copy is appended to Sent
-(\\Seen). `reconcile` looks for our own Message-ID in Sent: found means sent. A crash in the short
-gap between SMTP success and the APPEND leaves no trace we can query, so that reply would be sent
-again - SMTP gives no other way to ask. A connection lost during DATA raises UncertainDelivery.
+Sending: before SMTP, a copy of the reply is appended to Sent marked \\Draft ("pending"); once
+SMTP accepted it the mark is removed, when SMTP refused it the copy is deleted. `reconcile` reads
+the copies of our own Message-ID in Sent: one without the mark means sent, only marked ones mean a
+crash while SMTP had the mail (UncertainDelivery: a person decides), none means never sent. So no
+crash can make the outbox send a reply twice (invariant 2). Fetching skips pending copies in Sent.
+Only when the server refuses the APPEND itself (quota) does the reply go out without that trace.
+A connection lost during DATA raises UncertainDelivery.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from agent_tui.model import Direction
 from connectors.base import (
+    AuthError,
     Connector,
     ConnectorError,
     Cursor,
     FetchBatch,
     InboundMessage,
     OutboundMessage,
+    TransientError,
     UncertainDelivery,
 )
 from connectors.email import imap, smtp
@@ -49,6 +54,8 @@ from connectors.email.imap import FolderState, FolderStatus, RawMessage
 from connectors.email.mime import build_reply, parse_message
 
 log = logging.getLogger(__name__)
+
+PENDING_FLAG = imap.DRAFT.decode()     # marks our copy in Sent while SMTP has not answered
 
 __all__ = ["EmailConnector", "EmailFetchBatch", "EmailSettings", "FlagChange", "is_loopback"]
 
@@ -126,6 +133,8 @@ def parse_raw_messages(raws: list[RawMessage], folder: str, uidvalidity: int, ou
     """Parse fetched mail (in a thread or a worker process) and note where it came from."""
     parsed = []
     for raw in raws:
+        if outbound and PENDING_FLAG in raw.flags:
+            continue        # a reply being sent right now: the outbox records it
         message = parse_message(raw.body, fallback_date=raw.internaldate)
         if outbound:
             message.direction = Direction.OUTBOUND
@@ -307,29 +316,61 @@ class EmailConnector(Connector):
                             from_name=self.settings.display_name)
         message_id = str(reply["Message-ID"] or "").strip().strip("<>")
         raw = smtp.flatten(reply)
-        await smtp.send_message(self.settings.smtp, raw, sender=self.settings.address,
-                                recipients=[_recipient_address(message.to)])
-        if self.settings.sent_folder:
-            # Right after SMTP accepted it: this copy is what reconcile() looks for.
-            sent_at = datetime.now(UTC)
-            try:
-                await self._commands.run(
-                    f"appending to {self.settings.sent_folder!r}",
-                    imap.append_message, self.settings.sent_folder, raw, sent_at)
-            except ConnectorError as exc:
-                # The mail went out; only the Sent copy is missing. Never report a failed send.
-                log.warning("sent, but no copy in Sent: %s", exc)
+        pending = await self._file_pending_copy(raw)
+        try:
+            await smtp.send_message(self.settings.smtp, raw, sender=self.settings.address,
+                                    recipients=[_recipient_address(message.to)])
+        except UncertainDelivery:
+            raise           # the pending copy stays: reconcile() reports it as uncertain
+        except ConnectorError:
+            if pending:
+                await self._settle_pending_copy(message_id, delivered=False)
+            raise
+        if pending:
+            await self._settle_pending_copy(message_id, delivered=True)
         return message_id
+
+    async def _file_pending_copy(self, raw: bytes) -> bool:
+        """APPEND the reply to Sent marked pending; False when there is no Sent folder or the
+        server refused the copy (the reply then goes out without the trace reconcile reads)."""
+        folder = self.settings.sent_folder
+        if not folder:
+            return False
+        try:
+            await self._commands.run(
+                f"appending to {folder!r}", imap.append_message, folder, raw,
+                datetime.now(UTC), (imap.SEEN, imap.DRAFT))
+        except (TransientError, AuthError):
+            raise           # the server is unreachable: the reply waits in the outbox
+        except ConnectorError as exc:
+            log.warning("sending without a copy in Sent: %s", exc)
+            return False
+        return True
+
+    async def _settle_pending_copy(self, message_id: str, *, delivered: bool) -> None:
+        try:
+            await self._commands.run(
+                f"updating the copy in {self.settings.sent_folder!r}",
+                imap.settle_pending_copies, self.settings.sent_folder, message_id, delivered)
+        except ConnectorError as exc:
+            # The SMTP outcome is what counts; the outbox records it either way.
+            log.warning("the copy in Sent still looks pending: %s", exc)
 
     async def reconcile(self, message: OutboundMessage, attempted_at: datetime) -> str | None:
         message_id = message.message_id.strip().strip("<>")
-        if not message_id or not self.settings.sent_folder:
+        folder = self.settings.sent_folder
+        if not message_id or not folder:
             raise UncertainDelivery(self.settings.imap.describe(
                 "cannot tell whether the reply went out (no Message-ID or no Sent folder)"))
-        found = await self._commands.run(
-            f"searching {self.settings.sent_folder!r}",
-            imap.find_message_id, self.settings.sent_folder, message_id)
-        return message_id if found else None
+        copies = await self._commands.run(
+            f"searching {folder!r}", imap.copies_of, folder, message_id)
+        if any(PENDING_FLAG not in flags for flags in copies.values()):
+            return message_id
+        if copies:
+            raise UncertainDelivery(self.settings.imap.describe(
+                f"the process stopped while SMTP had the reply <{message_id}>; it may have "
+                f"been delivered (its copy in {folder!r} is still marked \\Draft)"))
+        return None
 
     # ---- doctor --------------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ P = ParamSpec("P")
 
 SEEN = b"\\Seen"
 ANSWERED = b"\\Answered"
+DRAFT = b"\\Draft"
+DELETED = b"\\Deleted"
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE"]
 MESSAGE_ID_HEADER = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 
@@ -221,28 +223,54 @@ def _message_id_of(header: bytes) -> str:
     return value.strip().strip("<>").strip()
 
 
-def append_message(client: IMAPClient, folder: str, raw: bytes, when: datetime) -> None:
-    """APPEND a copy marked \\Seen; creates the folder once if the server says it is missing."""
+def append_message(client: IMAPClient, folder: str, raw: bytes, when: datetime,
+                   flags: Sequence[bytes] = (SEEN,)) -> None:
+    """APPEND a copy; creates the folder once if the server says it is missing."""
     try:
-        client.append(folder, raw, flags=(SEEN,), msg_time=when)
+        client.append(folder, raw, flags=tuple(flags), msg_time=when)
     except IMAPClientError as exc:
         if "TRYCREATE" not in str(exc).upper():
             raise
         client.create_folder(folder)
-        client.append(folder, raw, flags=(SEEN,), msg_time=when)
+        client.append(folder, raw, flags=tuple(flags), msg_time=when)
 
 
-def find_message_id(client: IMAPClient, folder: str, message_id: str) -> list[int]:
-    """UIDs in `folder` whose Message-ID header is <message_id>; [] when the folder is missing."""
+def copies_of(client: IMAPClient, folder: str, message_id: str) -> dict[int, tuple[str, ...]]:
+    """The flags of every copy in `folder` whose Message-ID is <message_id>, by UID; {} when
+    the folder is missing."""
     try:
         client.select_folder(folder, readonly=True)
     except IMAPClientAbortError:
         raise
     except IMAPClientError:
-        return []
+        return {}
+    uids = _search_message_id(client, message_id)
+    if not uids:
+        return {}
+    return {uid: _flags(data.get(b"FLAGS")) for uid, data in client.fetch(uids, [b"FLAGS"]).items()}
+
+
+def settle_pending_copies(client: IMAPClient, folder: str, message_id: str,
+                          delivered: bool) -> None:
+    """The copies of <message_id> still marked \\Draft (pending): unmark them once SMTP took
+    the mail, delete them when it refused it."""
+    client.select_folder(folder)
+    uids = _search_message_id(client, message_id, "DRAFT")
+    if not uids:
+        return
+    if delivered:
+        client.remove_flags(uids, [DRAFT])
+        return
+    client.add_flags(uids, [DELETED])
+    if client.has_capability("UIDPLUS"):
+        client.expunge(uids)        # UID EXPUNGE: only these copies
+    else:
+        client.expunge()            # also what the user deleted in Sent, as a mail client would
+
+
+def _search_message_id(client: IMAPClient, message_id: str, *keys: str) -> list[int]:
     wanted = message_id.strip().strip("<>")
-    found = client.search(["HEADER", "Message-ID", f"<{wanted}>"])
-    return sorted(found)
+    return sorted(client.search(["HEADER", "Message-ID", f"<{wanted}>", *keys]))
 
 
 # ---- one connection on one thread ---------------------------------------------------------------

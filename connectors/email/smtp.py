@@ -92,13 +92,13 @@ async def send_message(endpoint: Endpoint, raw: bytes, *, sender: str,
             await smtp.rcpt(recipient)
         phase = "DATA"
         await smtp.data(raw)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
         if phase == "DATA":
             raise UncertainDelivery(endpoint.describe(
                 f"connection lost after the message was sent ({exc}); it may have been "
                 "delivered - check before sending it again")) from None
         raise _map_error(endpoint, exc, phase) from None
-    except (aiosmtplib.SMTPException, OSError) as exc:
+    except aiosmtplib.SMTPException as exc:
         raise _map_error(endpoint, exc, phase) from None
     finally:
         if smtp.is_connected:

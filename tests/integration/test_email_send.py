@@ -57,6 +57,7 @@ async def test_reply_goes_out_and_comes_back_threaded_from_sent(
     assert own.direction is Direction.OUTBOUND
     assert own.extra["folder"] == "Sent"
     assert "\\Seen" in own.extra["flags"]
+    assert "\\Draft" not in own.extra["flags"]     # the pending mark went once SMTP took it
     assert own.in_reply_to == "msg-1@example.org"
     assert own.references == ["root@example.org", "msg-1@example.org"]
     assert own.subject == "Re: Order question"
@@ -95,6 +96,13 @@ async def test_connection_lost_after_data_is_uncertain_not_retried(
     with pytest.raises(UncertainDelivery, match="may have been delivered"):
         await connector.send(reply("k-drop"))
     assert len(smtp_sink.received) == 1          # the server did get it
+
+    # The copy filed before SMTP still says "pending": a later reconcile cannot call it sent or
+    # unsent, and a sync does not show it as a sent reply.
+    with pytest.raises(UncertainDelivery, match="still marked"):
+        await connector.reconcile(reply("k-drop"), datetime.now(UTC))
+    fetched = [m async for b in connector.fetch(None) for m in b.messages]
+    assert "k-drop@shop.test" not in {m.provider_id for m in fetched}
 
 
 async def test_wrong_imap_password_is_an_auth_error_naming_account_and_host(
@@ -136,16 +144,24 @@ async def test_check_summarises_both_servers(connector: EmailConnector, dovecot:
 
 
 async def test_refused_connections_are_transient_and_name_the_server(
-        email_settings: SettingsFactory) -> None:
+        email_settings: SettingsFactory, smtp_sink: SmtpSink) -> None:
     port = free_port()           # nothing listens there
-    connector = EmailConnector(email_settings(imap_port=port, smtp_port=port))
+    imap_down = EmailConnector(email_settings(imap_port=port))
+    smtp_down = EmailConnector(email_settings(smtp_port=port))
     try:
         with pytest.raises(TransientError, match=f"IMAP 127.0.0.1:{port}: connection refused"):
-            await connector.check()
+            await imap_down.check()
+        # Without the pending copy in Sent a crash could send it twice: the reply waits.
+        with pytest.raises(TransientError, match=f"IMAP 127.0.0.1:{port}"):
+            await imap_down.send(reply("k-imap-down"))
+        assert smtp_sink.received == []
         with pytest.raises(TransientError, match=f"SMTP 127.0.0.1:{port}"):
-            await connector.send(reply("k-refused"))
+            await smtp_down.send(reply("k-smtp-down"))
+        # Not sent, so its pending copy is gone and a retry may send it.
+        assert await smtp_down.reconcile(reply("k-smtp-down"), datetime.now(UTC)) is None
     finally:
-        await connector.close()
+        await imap_down.close()
+        await smtp_down.close()
 
 
 def test_plaintext_is_refused_to_a_remote_host() -> None:

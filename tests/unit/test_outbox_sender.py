@@ -23,7 +23,9 @@ from connectors.base import (
     UncertainDelivery,
 )
 
-NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# The sender's clock must be after the store's own enqueue time (real time): rows queued "in the
+# future" are not due, which is right for the product and wrong for a fixed date in a test.
+NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
 class ScriptedConnector(Connector):
