@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from agent_tui.errors import EXIT_RUNTIME, EXIT_USAGE, AgentTuiError
+from agent_tui.model import OutboxState
 
 JSON_FORMAT = 1
 
@@ -87,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-send", action="store_true", help="only queue; the next sync sends it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_reply)
+
+    p = sub.add_parser("outbox", help="replies waiting, failed or uncertain; decide on them")
+    osub = p.add_subparsers(dest="outbox_command", required=True, metavar="COMMAND")
+    op = osub.add_parser("list", help="outbox rows, oldest first")
+    op.add_argument("--state", choices=[str(s) for s in OutboxState])
+    op.add_argument("--json", action="store_true")
+    op.set_defaults(handler=_cmd_outbox_list)
+    for decision, text in (("resend", "send an uncertain or failed reply (again)"),
+                           ("confirm", "an uncertain reply did go out: record it as sent"),
+                           ("cancel", "never send this reply")):
+        op = osub.add_parser(decision, help=text)
+        op.add_argument("outbox_id", type=int, metavar="OUTBOX_ID")
+        op.add_argument("--json", action="store_true")
+        op.set_defaults(handler=_cmd_outbox_decide, decision=decision)
 
     p = sub.add_parser("suggest", help="rank knowledge entries for a message")
     p.add_argument("text", nargs="?")
@@ -289,6 +304,33 @@ def _cmd_reply(args: argparse.Namespace) -> int:
     store = _store(config)
     result = asyncio.run(reply_from_cli(config, store, args.conversation_id, text=args.text,
                                         entry_id=args.entry, send=not args.no_send))
+    if args.json:
+        _print_json({"format": JSON_FORMAT, **result.as_json()})
+    else:
+        print(result.summary_line())
+    return 0 if result.ok else EXIT_RUNTIME
+
+
+def _cmd_outbox_list(args: argparse.Namespace) -> int:
+    from agent_tui import views
+
+    rows = _store(_config(args)).outbox_rows(state=args.state)
+    if args.json:
+        _print_json({"format": JSON_FORMAT, "outbox": [views.outbox_json(r) for r in rows]})
+    else:
+        for row in rows:
+            print(views.outbox_line(row))
+    return 0
+
+
+def _cmd_outbox_decide(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent_tui.engine.runtime import decide_outbox_row
+
+    config = _config(args)
+    result = asyncio.run(decide_outbox_row(config, _store(config), args.outbox_id,
+                                           args.decision))
     if args.json:
         _print_json({"format": JSON_FORMAT, **result.as_json()})
     else:

@@ -32,6 +32,7 @@ class OutboxState(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNCERTAIN = "uncertain"   # crashed in `sending`, the provider cannot tell: a person decides
+    CANCELLED = "cancelled"   # a person decided it is never to be sent
 
 
 class Priority(enum.StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent_tui.model import Contact, Conversation, Message, Note
 from agent_tui.sanitize import clean_line, clean_text
+from agent_tui.store.base import OutboxRow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -110,3 +111,18 @@ def hit_line(hit: Any) -> str:
     data = hit_json(hit)
     snippet = clean_line(str(data.get("snippet", "")))
     return f"{data.get('conversation_id', '?'):>6}  {snippet[:100]}"
+
+
+def outbox_json(row: OutboxRow) -> dict[str, Any]:
+    return {"id": row.id, "conversation_id": row.conversation_id, "account": row.account,
+            "channel": row.payload.get("channel"), "to": row.payload.get("to"),
+            "text": row.payload.get("text"), "state": str(row.state), "attempts": row.attempts,
+            "next_attempt_at": _iso(row.next_attempt_at), "last_error": row.last_error or None,
+            "provider_id": row.provider_id or None, "created_at": _iso(row.created_at)}
+
+
+def outbox_line(row: OutboxRow) -> str:
+    to = clean_line(str(row.payload.get("to", "")))
+    text = clean_line(str(row.payload.get("text", "")))[:40]
+    line = f"{row.id:>5}  {row.state:<9} #{row.conversation_id} {row.account} -> {to}: {text}"
+    return f"{line}  ({clean_line(row.last_error)})" if row.last_error else line

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent_tui.model import Channel, Direction
+from agent_tui.errors import UsageError
+from agent_tui.model import Channel, Direction, OutboxState
 from agent_tui.store import OutboxRow, Store
 from connectors.base import (
     AuthError,
@@ -183,6 +184,17 @@ class OutboxSender:
         self._record_sent(row, out, provider_id)
         outcome.state, outcome.provider_id = "sent", provider_id
         return outcome
+
+    def confirm_sent(self, row: OutboxRow) -> str:
+        """A person checked: this uncertain reply did go out. Record it as sent, in its
+        conversation too, under our own Message-ID (mail) or a stand-in id (chat)."""
+        if row.state is not OutboxState.UNCERTAIN:
+            raise UsageError(f"outbox row {row.id} is {row.state}; only an uncertain reply "
+                             "can be confirmed as sent")
+        out = outbound_from_row(row, self.addresses.get(row.account, ""))
+        provider_id = out.message_id or f"outbox:{row.idempotency_key}"
+        self._record_sent(row, out, provider_id)
+        return provider_id
 
     def _record_sent(self, row: OutboxRow, out: OutboundMessage, provider_id: str) -> None:
         """Mark the row sent and show the reply in its conversation at once."""

@@ -72,7 +72,7 @@ class ReplyResult:
 
     @property
     def ok(self) -> bool:
-        return self.state in ("queued", "sent", "reconciled", "retry")
+        return self.state in ("queued", "sent", "reconciled", "retry", "cancelled")
 
     def summary_line(self) -> str:
         text = f"reply {self.outbox_id} to conversation {self.conversation_id}: {self.state}"

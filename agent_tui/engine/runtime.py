@@ -22,7 +22,7 @@ from agent_tui.engine.replies import ReplyResult, queue_reply
 from agent_tui.engine.sync import Enricher, SyncResult, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.secrets import resolve_account_secret
-from agent_tui.store import Store
+from agent_tui.store import OutboxRow, Store
 from connectors.base import Connector, ConnectorError
 
 log = logging.getLogger(__name__)
@@ -239,9 +239,37 @@ async def reply_from_cli(config: Config, store: Store, conversation_id: int, *,
     outbox_id = queue_reply(store, conversation_id, text or "", author=author, entry_id=entry_id)
     if not send:
         return ReplyResult(outbox_id, conversation_id, "queued")
-    flushed = await flush_outbox(config, store, accounts={conversation.account})
+    return await _flush_one(config, store, store.outbox_get(outbox_id))
+
+
+async def _flush_one(config: Config, store: Store, row: OutboxRow) -> ReplyResult:
+    """Flush the row's account and report what became of this row."""
+    flushed = await flush_outbox(config, store, accounts={row.account})
     for outcome in flushed.outcomes:
-        if outcome.outbox_id == outbox_id:
-            return ReplyResult(outbox_id, conversation_id, outcome.state, outcome.detail,
+        if outcome.outbox_id == row.id:
+            return ReplyResult(row.id, row.conversation_id, outcome.state, outcome.detail,
                                outcome.provider_id)
-    return ReplyResult(outbox_id, conversation_id, "queued", "waiting for its retry time")
+    return ReplyResult(row.id, row.conversation_id, "queued", "waiting for its retry time")
+
+
+OUTBOX_DECISIONS = ("resend", "confirm", "cancel")
+
+
+async def decide_outbox_row(config: Config, store: Store, outbox_id: int,
+                            decision: str) -> ReplyResult:
+    """A person's decision on a reply the outbox could not settle alone: `resend` it (uncertain
+    or failed), `confirm` it went out (uncertain: the customer has it), or `cancel` it."""
+    row = store.outbox_get(outbox_id)
+    if decision == "resend":
+        store.outbox_requeue(outbox_id)
+        return await _flush_one(config, store, row)
+    if decision == "confirm":
+        addresses = {a.name: account_address(a) for a in config.accounts}
+        provider_id = OutboxSender(store, {}, addresses).confirm_sent(row)
+        return ReplyResult(row.id, row.conversation_id, "sent", "confirmed by a person",
+                           provider_id)
+    if decision != "cancel":
+        raise UsageError(f"unknown outbox decision {decision!r}")
+    detail = f"cancelled by {config.agent.name or getpass.getuser()}"
+    store.outbox_cancel(outbox_id, detail)
+    return ReplyResult(row.id, row.conversation_id, "cancelled", detail)

@@ -25,7 +25,7 @@ API (agent_tui.store.sqlite.SqliteStore):
 - set_status, wake_snoozed, assign, set_priority, add_tag, remove_tag, mark_read, set_enrichment,
   set_due, add_note, delete_message (tombstones the provider id).
 - Outbox: outbox_enqueue (idempotent by key), outbox_claim_next, outbox_mark_sent,
-  outbox_retry_later, outbox_mark_failed, outbox_mark_uncertain, outbox_requeue,
+  outbox_retry_later, outbox_mark_failed, outbox_mark_uncertain, outbox_requeue, outbox_cancel,
   outbox_stuck_sending, outbox_rows, outbox_counts. Illegal moves raise IllegalTransition.
 - Leases: acquire_lease, renew_lease, release_lease, lease_holder.
 - Contacts: find_contact, merge_contacts, split_contact, erase_contact (Art. 17: hashed

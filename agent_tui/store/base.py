@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from agent_tui.errors import UsageError
 from agent_tui.model import (
     Contact,
     Conversation,
@@ -57,7 +58,7 @@ class SearchHit:
     snippet: str
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(UsageError):
     """An outbox row was asked to move along an edge the state machine does not have."""
 
 
@@ -133,7 +134,9 @@ class StoreBackend(Protocol):
     def outbox_mark_failed(self, outbox_id: int, error: str) -> None: ...
     def outbox_mark_uncertain(self, outbox_id: int, error: str) -> None: ...
     def outbox_requeue(self, outbox_id: int) -> None: ...
+    def outbox_cancel(self, outbox_id: int, reason: str) -> None: ...
     def outbox_stuck_sending(self, now: datetime | None = None) -> list[OutboxRow]: ...
+    def outbox_get(self, outbox_id: int) -> OutboxRow: ...
     def outbox_rows(self, *, state: str | None = None,
                     conversation_id: int | None = None) -> list[OutboxRow]: ...
     def outbox_counts(self) -> dict[str, int]: ...

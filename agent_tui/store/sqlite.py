@@ -55,12 +55,14 @@ _MESSAGE_COLUMNS = (
 
 # Allowed outbox moves; anything else raises IllegalTransition.
 _TRANSITIONS: dict[OutboxState, set[OutboxState]] = {
-    OutboxState.QUEUED: {OutboxState.SENDING, OutboxState.FAILED},
+    OutboxState.QUEUED: {OutboxState.SENDING, OutboxState.FAILED, OutboxState.CANCELLED},
     OutboxState.SENDING: {OutboxState.SENT, OutboxState.QUEUED, OutboxState.FAILED,
                           OutboxState.UNCERTAIN},
-    OutboxState.UNCERTAIN: {OutboxState.QUEUED, OutboxState.SENT, OutboxState.FAILED},
-    OutboxState.FAILED: {OutboxState.QUEUED},
+    OutboxState.UNCERTAIN: {OutboxState.QUEUED, OutboxState.SENT, OutboxState.FAILED,
+                            OutboxState.CANCELLED},
+    OutboxState.FAILED: {OutboxState.QUEUED, OutboxState.CANCELLED},
     OutboxState.SENT: set(),
+    OutboxState.CANCELLED: set(),
 }
 
 
@@ -740,6 +742,9 @@ class SqliteStore:
     def outbox_mark_uncertain(self, outbox_id: int, error: str) -> None:
         self._outbox_move(outbox_id, OutboxState.UNCERTAIN, ", last_error=?", (error,))
 
+    def outbox_cancel(self, outbox_id: int, reason: str) -> None:
+        self._outbox_move(outbox_id, OutboxState.CANCELLED, ", last_error=?", (reason,))
+
     def outbox_requeue(self, outbox_id: int) -> None:
         """A person decided: send an uncertain or failed reply again."""
         self._outbox_move(outbox_id, OutboxState.QUEUED, ", next_attempt_at=?", (ts(_now()),))
@@ -756,6 +761,12 @@ class SqliteStore:
             if dead or now - attempted > STUCK_AFTER:
                 stuck.append(_outbox_row(row))
         return stuck
+
+    def outbox_get(self, outbox_id: int) -> OutboxRow:
+        rows = self._query("SELECT * FROM outbox WHERE id=?", (outbox_id,))
+        if not rows:
+            raise NotFound(f"no outbox row {outbox_id}")
+        return _outbox_row(rows[0])
 
     def outbox_rows(self, *, state: str | None = None,
                     conversation_id: int | None = None) -> list[OutboxRow]:

@@ -308,3 +308,39 @@ def test_a_reply_process_killed_while_smtp_holds_the_mail_is_not_sent_twice(shop
         # The copy filed in Sent before SMTP tells the rerun: maybe delivered, a person decides.
         [outcome] = json.loads(rerun.out)["outbox"]
         assert outcome["state"] == "uncertain" and "may have been delivered" in outcome["detail"]
+
+        # The person checks with the customer and confirms: the reply joins the conversation.
+        [waiting] = shop.cli("outbox", "list", "--state", "uncertain", "--json").json()["outbox"]
+        assert waiting["text"] == "Ja, bis 14 Uhr."
+        confirmed = shop.cli("outbox", "confirm", str(waiting["id"]), "--json")
+        assert confirmed.code == 0 and confirmed.json()["state"] == "sent"
+        shown = shop.cli("show", conversation_id, "--json").json()
+        assert [m["text"] for m in shown["messages"] if m["direction"] == "out"] == \
+            ["Ja, bis 14 Uhr."]
+        assert len(smtp.received) == 1
+
+
+def test_a_person_resends_a_failed_reply_or_cancels_it(shop: Shop) -> None:
+    shop.mail_from_customer(1, "Haben Sie die Jacke in M?", subject="Jacke")
+    assert shop.cli("sync").code == 0
+    conversation_id = str(only_conversation(shop)["id"])
+    shop.sink.fail_next(2, 554, "5.7.1 rejected")
+    first = shop.cli("reply", conversation_id, "--text", "Ja, in M und L.", "--json")
+    second = shop.cli("reply", conversation_id, "--text", "Ja, auch in Blau.", "--json")
+    assert first.code == second.code == 1
+    assert shop.sink.received == []
+
+    failed = shop.cli("outbox", "list", "--state", "failed", "--json").json()["outbox"]
+    assert [row["text"] for row in failed] == ["Ja, in M und L.", "Ja, auch in Blau."]
+    assert all("rejected" in row["last_error"] for row in failed)
+
+    resent = shop.cli("outbox", "resend", str(failed[0]["id"]), "--json")
+    cancelled = shop.cli("outbox", "cancel", str(failed[1]["id"]))
+    again = shop.cli("outbox", "confirm", str(failed[1]["id"]))
+
+    assert resent.code == 0 and resent.json()["state"] == "sent"
+    assert cancelled.code == 0 and "cancelled" in cancelled.out
+    assert again.code == 2 and "only an uncertain reply" in again.err
+    [mail] = shop.sink.received
+    assert "Ja, in M und L." in mail.message.get_content()
+    assert shop.cli("outbox", "resend", "999").code == 2
