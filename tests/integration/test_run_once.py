@@ -521,3 +521,36 @@ def test_mail_older_than_a_day_when_first_seen_is_left_alone(shop: Shop) -> None
     assert shop.sink.received == []
     [conversation] = shop.cli("list", "--json").json()["conversations"]
     assert conversation["status"] == "open"
+
+
+def test_outside_business_hours_the_after_hours_notice_answers_once(shop: Shop) -> None:
+    # Open on one weekday only, three days from today: now is certainly after hours.
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    open_day = days[(datetime.now(UTC).weekday() + 3) % 7]
+    shop.write_config(automation=AUTOMATION_ON + f"""\
+business_hours = "{open_day} 09:00-18:00"
+timezone = "UTC"
+after_hours_entry = "opening-hours"
+
+[[rule]]
+name = "night notice"
+match = {{ time = "after_hours" }}
+actions = {{ after_hours = true }}
+""")
+    # The refund entry is not automatic: by day this would wait for a person.
+    shop.mail_from_customer(1, "Ich möchte eine Rückerstattung für meine Bestellung.",
+                            subject="Erstattung")
+
+    first = run_once(shop)
+    shop.mail_from_customer(2, "Und wann genau bekomme ich mein Geld zurück?",
+                            subject="Erstattung")
+    second = run_once(shop)
+
+    [replied] = decisions(first)
+    assert (replied["decision"], replied["entry"]) == ("replied", "opening-hours")
+    [again] = decisions(second)
+    assert again["decision"] != "replied"
+    assert "already answered automatically" in str(again["why"])
+    [mail] = shop.sink.received
+    assert "Montag bis Freitag" in mail.message.get_content()
+    assert mail.message["Auto-Submitted"] == "auto-replied"
