@@ -42,6 +42,7 @@ class InboundMessage:
     thread_key: str = ""             # chat channels: the chat/number the conversation belongs to
     reply_to: str = ""               # mail: Reply-To address, when it differs from the sender
     delivery_status: str = ""        # outbound messages read back: sent, delivered, failed...
+    read: bool = False               # already read in another client (mail: \\Seen)
     defects: list[str] = field(default_factory=list)
     content_hash: str = ""           # dedupe fallback for mail without a Message-ID
     raw: bytes = b""                 # the original bytes, when the channel has them (mail source)
@@ -69,6 +70,8 @@ class FetchBatch:
     messages: list[InboundMessage]
     cursor: Cursor
     done: bool                       # False while more batches remain for this fetch
+    # provider ids of messages fetched before that another client has read since (mail: \\Seen)
+    read_elsewhere: list[str] = field(default_factory=list)
 
 
 class ConnectorError(Exception):

@@ -93,6 +93,8 @@ async def sync_account(store: Store, connector: Connector, account: str, *,
             result.skipped += outcome.skipped
             result.new_message_ids.extend(outcome.new_message_ids)
             result.conversation_ids.update(outcome.conversation_ids)
+            if batch.read_elsewhere:
+                store.mark_read_elsewhere(account, batch.read_elsewhere)
             store.renew_lease(lease, holder, FETCH_LEASE_SECONDS)
             if enrich is not None and outcome.new_message_ids:
                 await enrich(outcome.new_message_ids)

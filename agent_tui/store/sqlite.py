@@ -369,12 +369,12 @@ class SqliteStore:
                 "last_activity_at=max(last_activity_at, ?), "
                 "first_inbound_at=coalesce(min(first_inbound_at, ?), ?), "
                 "last_inbound_at=coalesce(max(last_inbound_at, ?), ?), "
-                "waiting_since=coalesce(waiting_since, ?), unread=unread+1, "
+                "waiting_since=coalesce(waiting_since, ?), unread=unread+?, "
                 "preview=CASE WHEN last_inbound_at IS NULL OR ?>=last_inbound_at THEN ? "
                 "ELSE preview END, "
                 "status='open', snoozed_until=NULL, closed_at=NULL WHERE id=?",
-                (at, at, at, at, at, at, at, _preview(m.text) or m.subject[:PREVIEW_CHARS],
-                 conversation_id))
+                (at, at, at, at, at, at, 0 if m.read else 1, at,
+                 _preview(m.text) or m.subject[:PREVIEW_CHARS], conversation_id))
         else:
             db.execute(
                 "UPDATE conversations SET last_activity_at=max(last_activity_at, ?), "
@@ -542,6 +542,21 @@ class SqliteStore:
 
     def mark_read(self, conversation_id: int) -> None:
         self._update_conversation(conversation_id, "unread=0", ())
+
+    def mark_read_elsewhere(self, account: str, provider_ids: Sequence[str]) -> int:
+        """Another client read these messages: a conversation whose newest customer message is
+        among them counts as read. Returns how many conversations changed."""
+        changed = 0
+        with self.transaction() as db:
+            for provider_id in provider_ids:
+                changed += db.execute(
+                    "UPDATE conversations SET unread=0 WHERE unread>0 AND id=("
+                    "SELECT m.conversation_id "
+                    "FROM messages m WHERE m.account=? AND m.provider_id=? AND m.direction='in' "
+                    "AND m.sent_at>=(SELECT max(n.sent_at) FROM messages n WHERE "
+                    "n.conversation_id=m.conversation_id AND n.direction='in'))",
+                    (account, provider_id)).rowcount
+        return changed
 
     def set_enrichment(self, conversation_id: int, fields: dict[str, str]) -> None:
         merged = {**self.get_conversation(conversation_id).enrichment, **fields}

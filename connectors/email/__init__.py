@@ -7,7 +7,8 @@ both sides). Each batch's cursor covers exactly the messages in it (invariant 1)
 Flags: every fetched message carries `extra = {"folder", "uid", "uidvalidity", "flags"}`. Flag
 changes of already fetched messages (via CONDSTORE, when the server has it) are reported in
 `EmailFetchBatch.flag_changes` as `FlagChange(folder, uid, message_id, flags)` - no message is
-re-sent to the store for them, so store dedupe is untouched.
+re-sent to the store for them, so store dedupe is untouched; the ones now \\Seen also go into
+`FetchBatch.read_elsewhere`, and a message fetched already \\Seen comes with `read = True`.
 
 Sending: before SMTP, a copy of the reply is appended to Sent marked \\Draft ("pending"); once
 SMTP accepted it the mark is removed, when SMTP refused it the copy is deleted. `reconcile` reads
@@ -140,6 +141,7 @@ def parse_raw_messages(raws: list[RawMessage], folder: str, uidvalidity: int, ou
             message.direction = Direction.OUTBOUND
         message.extra.update(folder=folder, uid=raw.uid, uidvalidity=uidvalidity,
                              flags=list(raw.flags))
+        message.read = "\\Seen" in raw.flags
         if not keep_raw:
             message.raw = b""       # the parent has the bytes: do not send them back
         parsed.append(message)
@@ -230,7 +232,9 @@ class EmailConnector(Connector):
                 state.highestmodseq = status.highestmodseq
             self._seen_uidnext[folder] = max(status.uidnext, state.last_uid + 1)
             if flag_changes or state.to_json() != before:
-                yield EmailFetchBatch([], snapshot(), done=False, flag_changes=flag_changes)
+                read = [c.message_id for c in flag_changes if c.seen and c.message_id]
+                yield EmailFetchBatch([], snapshot(), done=False, read_elsewhere=read,
+                                      flag_changes=flag_changes)
 
     async def _new_messages(self, folder: str, status: FolderStatus,
                             last_uid: int) -> AsyncIterator[list[InboundMessage]]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from agent_tui.engine.sync import sync_account
 from agent_tui.model import Direction
+from agent_tui.store import open_store
 from connectors.base import Cursor, FetchBatch, TransientError
 from connectors.email import EmailConnector, EmailFetchBatch, EmailSettings
 from tests.fakes.dovecot import Dovecot, sample_message
@@ -181,3 +184,29 @@ async def test_a_configured_folder_that_does_not_exist_is_named(
     finally:
         await connector.close()
     assert "shop-mail" in str(failure.value)
+
+
+async def test_mail_read_in_another_client_is_read_in_the_store(
+        connector: EmailConnector, dovecot: Dovecot, mail_user: tuple[str, str],
+        tmp_path: Path) -> None:
+    user = mail_user[0]
+    for number in range(3):
+        dovecot.deliver(sample_message(number, sender=f"c{number}@example.org"), user=user,
+                        seen=number == 0)
+    store = open_store(tmp_path / "agent.db")
+
+    def unread() -> dict[str, int]:
+        return {c.contact_address: c.unread for c in store.list_conversations()}
+
+    assert (await sync_account(store, connector, "shop-mail")).error == ""
+    assert unread() == {"c0@example.org": 0, "c1@example.org": 1, "c2@example.org": 1}
+
+    client = dovecot.client(user)
+    try:
+        client.select_folder("INBOX")
+        client.add_flags([2], [b"\\Seen"])          # msg-1, from c1, read on the phone
+    finally:
+        client.logout()
+    assert (await sync_account(store, connector, "shop-mail")).error == ""
+
+    assert unread() == {"c0@example.org": 0, "c1@example.org": 0, "c2@example.org": 1}
