@@ -153,8 +153,24 @@ class EnrichmentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedView:
+    """A `[[ui.view]]` table: an inbox view that `v` reaches after the built-in ones."""
+
+    name: str
+    status: str | None = "open"     # None: every status ("any" in the file)
+    channel: str | None = None
+    assignee: str | None = None     # ASSIGNEE_ME, ASSIGNEE_NOBODY or a name; None: anyone
+    tag: str | None = None
+    queue: bool = False             # rank by waited time against the channel's target
+    overdue: bool = False           # only those past their target (ranked like the queue)
+
+
+@dataclass(frozen=True, slots=True)
 class UiConfig:
     theme: str = DEFAULT_THEME
+    views: tuple[SavedView, ...] = ()
+    # binding id -> keys ("x" or "x,ctrl+x"), applied with Textual's keymap support
+    keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +278,32 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "privacy": frozenset({"keep_closed_days"}),
     "sla": frozenset(CHANNELS),
     "enrichment": frozenset({"order_regex", "command", "url", "timeout"}),
-    "ui": frozenset({"theme"}),
+    "ui": frozenset({"theme", "view", "keymap"}),
+    "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
 })
+VIEW_STATUSES = ("open", "pending", "snoozed", "closed", "any")
+ASSIGNEE_ME = "me"                 # [[ui.view]] assignee: the agent running the TUI
+ASSIGNEE_NOBODY = "unassigned"     # [[ui.view]] assignee: nobody's
+# The id of every key binding in the TUI, for `[ui.keymap]`. The UI is not imported here (the
+# config loads without Textual); tests/ui checks that this list matches the UI's bindings.
+UI_BINDING_IDS: frozenset[str] = frozenset({
+    "app.quit", "app.help", "help.close", "prompt.cancel",
+    "inbox.down", "inbox.up", "inbox.top", "inbox.bottom", "inbox.open", "inbox.next_waiting",
+    "inbox.reply", "inbox.close", "inbox.snooze", "inbox.assign", "inbox.tag", "inbox.search",
+    "inbox.next_match", "inbox.previous_match", "inbox.view", "inbox.channel",
+    "inbox.filter_tag",
+    "conversation.back", "conversation.reply", "conversation.note", "conversation.close",
+    "conversation.snooze", "conversation.assign", "conversation.tag", "conversation.merge",
+    "conversation.quotes", "conversation.identity", "conversation.send", "conversation.editor",
+    "conversation.save_attachments",
+    *(f"conversation.take{i}" for i in range(1, 10)),
+    *(f"conversation.insert{i}" for i in range(1, 10)),
+    "search.back", "search.down", "search.up", "search.open",
+})
+# One key as Textual names it ("x", "G", "ctrl+s", "alt+1", "f5", "question_mark") or as the
+# character itself ("?"); several are separated by commas.
+_KEY_NAME = re.compile(
+    r"(?:(?:ctrl|alt|shift|meta|super|hyper)\+)*(?:[A-Za-z0-9_]+|[^\sA-Za-z0-9_,+])")
 SECRET_KEYS = frozenset({"password", "auth_token", "token"})
 
 
@@ -478,8 +518,13 @@ class _Loader:
     def _section_and_key(where: KeyPath) -> tuple[str | None, str | None]:
         if not where:
             return None, None
-        if len(where) >= 2 and isinstance(where[1], int):
-            section, rest = f"[[{where[0]}]] #{where[1] + 1}", where[2:]
+        arrays = [i for i, part in enumerate(where) if isinstance(part, int)]
+        if arrays:          # [[account]] #2, [[ui.view]] #1
+            i = arrays[-1]
+            names = ".".join(str(part) for part in where[:i])
+            section, rest = f"[[{names}]] #{int(where[i]) + 1}", where[i + 1:]
+        elif where[:2] == ("ui", "keymap") and len(where) > 2:
+            section, rest = "[ui.keymap]", where[2:]
         elif len(where) >= 2:
             section, rest = f"[{where[0]}]", where[1:]
         else:
@@ -730,7 +775,61 @@ class _Loader:
 
     def ui(self, t: _Table) -> UiConfig:
         t.check_unknown(KNOWN_KEYS["ui"])
-        return UiConfig(theme=t.get_str("theme", DEFAULT_THEME))
+        views: list[SavedView] = []
+        seen: dict[str, int] = {}
+        for view in t.tables("view"):
+            saved = self.saved_view(view)
+            if saved.name in seen:
+                raise self.error((*view.where, "name"),
+                                 f"duplicate view name {_describe(saved.name)} (already used by "
+                                 f"[[ui.view]] #{seen[saved.name] + 1})")
+            seen[saved.name] = int(view.where[-1])
+            views.append(saved)
+        return UiConfig(theme=t.get_str("theme", DEFAULT_THEME), views=tuple(views),
+                        keymap=MappingProxyType(self.keymap(t.table("keymap"))))
+
+    def saved_view(self, t: _Table) -> SavedView:
+        t.check_unknown(KNOWN_KEYS["ui.view"])
+        name = t.get_str("name").strip()
+        if not name:
+            raise self.error((*t.where, "name"), "expected a view name, got \"\"")
+        status = t.enum("status", VIEW_STATUSES, "open")
+        channel = t.get_str("channel", None)
+        if channel is not None and channel not in CHANNELS:
+            raise self.error((*t.where, "channel"), _enum_message(CHANNELS, channel))
+        assignee = t.get_str("assignee", None)
+        if assignee is not None and not assignee.strip():
+            raise self.error((*t.where, "assignee"), f"expected \"{ASSIGNEE_ME}\", "
+                             f"\"{ASSIGNEE_NOBODY}\" or an agent's name, got \"\"")
+        tag = t.get_str("tag", None)
+        if tag is not None:
+            tag = tag.strip().lstrip("#")
+            if not tag or any(c.isspace() for c in tag):
+                raise self.error((*t.where, "tag"), f"expected one tag name (no spaces), got "
+                                 f"{_describe(t.data['tag'])}")
+        return SavedView(name=name, status=None if status == "any" else status,
+                         channel=channel, assignee=assignee and assignee.strip(), tag=tag,
+                         queue=t.get_bool("queue", False), overdue=t.get_bool("overdue", False))
+
+    def keymap(self, t: _Table) -> dict[str, str]:
+        """`[ui.keymap]`: binding id -> keys. An unknown id is an error, not a silent no-op.
+
+        Ids hold a dot, so `inbox.close = "x"` (a dotted key in TOML) and `"inbox.close" = "x"`
+        both work."""
+        keymap: dict[str, str] = {}
+        for where, binding_id, value in _flatten(t.where, t.data):
+            if binding_id not in UI_BINDING_IDS:
+                close = difflib.get_close_matches(binding_id, sorted(UI_BINDING_IDS), n=1,
+                                                  cutoff=0.6)
+                hint = (f"did you mean '{close[0]}'?" if close else
+                        "ids are listed in README.md, \"The inbox\"")
+                raise self.error(where, f"unknown binding id ({hint})")
+            keys = [key.strip() for key in value.split(",")] if isinstance(value, str) else []
+            if not keys or not all(_KEY_NAME.fullmatch(key) for key in keys):
+                raise self.error(where, "expected keys such as \"x\", \"ctrl+x\" or \"x,f5\", "
+                                 f"got {_describe(value)}")
+            keymap[binding_id] = ",".join(keys)
+        return keymap
 
     def privacy(self, t: _Table) -> PrivacyConfig:
         t.check_unknown(KNOWN_KEYS["privacy"])
@@ -864,6 +963,16 @@ class _Table:
 
 def _enum_message(choices: Sequence[str], value: Any) -> str:
     return f"expected one of {', '.join(choices)}, got {_describe(value)}"
+
+
+def _flatten(where: KeyPath, data: Mapping[str, Any],
+             prefix: str = "") -> Iterable[tuple[KeyPath, str, Any]]:
+    """(where, dotted name, value) of every leaf of nested tables, as `a.b = 1` writes them."""
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _flatten((*where, key), value, f"{prefix}{key}.")
+        else:
+            yield (*where, key), prefix + key, value
 
 
 def _as_list(value: Any) -> tuple[Any, ...]:

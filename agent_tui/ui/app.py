@@ -62,9 +62,10 @@ class AgentApp(App[int]):
         self.cold_start_seconds: float | None = None
         self.alerts: list[str] = []     # early warning: "sms: 23 messages in the last hour"
         self.search_hits: list[int] = []    # conversations of the last / search, for n and N
-        # Saved views and a keymap ({binding id: keys}) are read if the config offers them.
-        self.views: tuple[InboxView, ...] = all_views(getattr(config.ui, "views", ()))
-        self.keymap: dict[str, str] = dict(getattr(config.ui, "keymap", None) or {})
+        # The built-in views, then the saved ones ([[ui.view]]); `v` cycles through them.
+        self.views: tuple[InboxView, ...] = all_views(config.ui.views)
+        # [ui.keymap]: {binding id: keys}, applied by Textual to every screen's bindings.
+        self.keymap: dict[str, str] = dict(config.ui.keymap)
         if self.keymap:
             self.set_keymap(self.keymap)
         try:

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-ME = "me"           # assignee placeholder: the agent running the TUI
-NOBODY = "none"     # assignee placeholder: unassigned
+from agent_tui.config import ASSIGNEE_ME, ASSIGNEE_NOBODY
+
+ME = ASSIGNEE_ME            # assignee placeholder: the agent running the TUI
+NOBODY = ASSIGNEE_NOBODY    # assignee placeholder: unassigned
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from types import SimpleNamespace
 
 import pytest
 import textual.constants
 from textual.widgets import DataTable
 
-from agent_tui.config import DEFAULT_THEME, Config
+from agent_tui.config import DEFAULT_THEME, Config, parse_config
 from agent_tui.model import Channel, ConversationStatus
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
 from agent_tui.ui.screens.conversation import ConversationScreen
 from agent_tui.ui.screens.inbox import InboxScreen
-from agent_tui.ui.views import InboxView
+from agent_tui.ui.views import BUILT_IN
 from tests.ui.conftest import NOW, chat, settle
 
 MakeApp = Callable[[], AgentApp]
@@ -63,16 +62,57 @@ async def test_views_overdue_unassigned_and_tag_filter(make_app: MakeApp,
         assert "#vip" in str(app.screen.query_one("#inbox-title").render())
 
 
-async def test_saved_view_from_the_config(make_app: MakeApp) -> None:
-    app = make_app()
-    app.views = (*app.views, InboxView.coerce({"name": "chats", "channel": "telegram",
-                                                "queue": True, "colour": "ignored"}))
+SAVED_VIEWS = """
+[[ui.view]]
+name = "chats"
+channel = "telegram"
+queue = true
+
+[[ui.view]]
+name = "my overdue"
+assignee = "me"
+overdue = true
+
+[[ui.view]]
+name = "vip"
+tag = "vip"
+status = "any"
+"""
+
+
+def app_with(ui_config: Config, ui_store: Store, toml: str) -> AgentApp:
+    """The seeded app with a `[ui]` part read from `toml` by the real config loader."""
+    assert ui_config.path is not None
+    ui = parse_config(toml, ui_config.path).ui
+    return AgentApp(dataclasses.replace(ui_config, ui=ui), ui_store, None, clock=lambda: NOW,
+                    load_suggester=False)
+
+
+async def test_v_reaches_the_saved_views_after_the_built_in_ones(ui_config: Config,
+                                                                 ui_store: Store) -> None:
+    app = app_with(ui_config, ui_store, SAVED_VIEWS)
+    rechnung = next(c.id for c in ui_store.list_conversations() if c.subject == "Rechnung")
+    ui_store.assign(rechnung, "Mia")
+    vip = next(c.id for c in ui_store.list_conversations() if c.subject == "Achtung")
+    ui_store.add_tag(vip, "vip")
+    ui_store.set_status(vip, ConversationStatus.CLOSED)
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
-        inbox(app).view_index = len(app.views) - 1
-        inbox(app).refresh_data()
+        assert [v.name for v in app.views[-3:]] == ["chats", "my overdue", "vip"]
+        await pilot.press(*"v" * len(BUILT_IN))
         await settle(pilot)
+        assert inbox(app).view.name == "chats"
         assert shown(app) == ["Habt ihr am Samstag geöffnet?"]
+        assert "Chats · telegram" in str(app.screen.query_one("#inbox-title").render())
+        await pilot.press("v")                       # mine, past the target
+        await settle(pilot)
+        assert shown(app) == ["Rechnung"]
+        await pilot.press("v")                       # tagged vip, closed ones too
+        await settle(pilot)
+        assert [c.id for c in inbox(app).rows] == [vip]
+        await pilot.press("v")                       # round again to the queue
+        await settle(pilot)
+        assert inbox(app).view.name == "queue" and len(shown(app)) == 6
 
 
 async def test_n_and_shift_n_step_through_search_hits(make_app: MakeApp) -> None:
@@ -162,9 +202,7 @@ async def test_a_message_from_another_process_appears_without_a_keypress(
 
 
 async def test_user_keymap_rebinds_by_binding_id(ui_config: Config, ui_store: Store) -> None:
-    ui = SimpleNamespace(theme=ui_config.ui.theme, keymap={"inbox.close": "x"})
-    app = AgentApp(dataclasses.replace(ui_config, ui=ui), ui_store, None,  # type: ignore[arg-type]
-                   clock=lambda: NOW, load_suggester=False)
+    app = app_with(ui_config, ui_store, '[ui.keymap]\ninbox.close = "x"\n')
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         first = inbox(app).rows[0].id
