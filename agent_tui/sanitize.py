@@ -36,8 +36,16 @@ _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+# Any character one of the passes below would change; most text has none and is returned as is.
+_NEEDS_CLEANING = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\r\u2028\u2029\ud800-\udfff"
+    "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b\u2060\ufeff]")
+
+
 def clean_text(text: str) -> str:
     """Neutralise terminal control in a body of text; keeps tabs and newlines."""
+    if _NEEDS_CLEANING.search(text) is None:
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n")   # line/paragraph separators
     text = _SURROGATES.sub("\ufffd", text)
