@@ -117,8 +117,6 @@ def run_demo(headless: bool, directory: str | None, *, rounds: int | None = None
     status = 0
     try:
         config_path = write_config(path, sandbox)
-        for channel, why in sandbox.skipped.items():
-            show(f"{channel}: not in this demo ({why})")
         show(f"sandbox ready: {', '.join(sandbox.channels)}; servers on 127.0.0.1 ports "
              + ", ".join(f"{name} {port}" for name, port in sandbox.ports.items()))
         show(f"config: {config_path}  (try `agent-tui --config {config_path} list` "

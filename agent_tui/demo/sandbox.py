@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 
-from agent_tui.demo import lookalikes, scenario
+from agent_tui.demo import scenario
+from agent_tui.demo.fakes.telegram_server import FakeTelegram
+from agent_tui.demo.fakes.twilio_server import FakeTwilio
 from agent_tui.demo.scenario import Customer, Message
 from agent_tui.demo.servers import (
     DeliveredMail,
@@ -78,13 +80,6 @@ class SandboxOptions:
     thanks_delay: float = 20.0
 
 
-def _field(item: Any, name: str) -> Any:
-    """A field of a look-alike's record, whether it is a mapping or an object."""
-    if isinstance(item, dict):
-        return item.get(name)
-    return getattr(item, name, None)
-
-
 def _mail_delivery(mail: DeliveredMail, recipient: str) -> Delivery:
     message = mail.message
     body = message.get_body(("plain",))
@@ -106,12 +101,11 @@ class Sandbox:
         self.imap = ImapServer(scenario.SHOP_MAIL, scenario.SHOP_MAIL_PASSWORD)
         self.smtp = SmtpServer(self._on_mail)
         self.enrichment = EnrichmentServer(self.orders)
-        self.twilio: Any = None
-        self.telegram: Any = None
+        self.twilio = FakeTwilio()
+        self.telegram = FakeTelegram(token=scenario.TELEGRAM_TOKEN)
         self.twilio_base = ""
         self.telegram_base = ""
         self.telegram_token = scenario.TELEGRAM_TOKEN
-        self.skipped: dict[str, str] = {}        # channel -> why it is not in this demo
         self._deliveries: list[Delivery] = []
         self._written: list[Message] = []
         self.history: list[Message] = []         # what was seeded, before start() returned
@@ -131,7 +125,7 @@ class Sandbox:
 
     @property
     def channels(self) -> tuple[str, ...]:
-        return tuple(c for c in scenario.CHANNELS if c not in self.skipped)
+        return scenario.CHANNELS
 
     @property
     def ports(self) -> dict[str, int]:
@@ -242,29 +236,14 @@ class Sandbox:
         await self.imap.start()
         await self.smtp.start()
         await self.enrichment.start()
-        twilio_type, why = lookalikes.twilio_fake()
-        if twilio_type is None:
-            self.skipped.update(sms=why, whatsapp=why)
-        else:
-            self.twilio = twilio_type()
-            self.twilio_base = await self.twilio.start()
-        telegram_type, why = lookalikes.telegram_fake()
-        if telegram_type is None:
-            self.skipped["telegram"] = why
-        else:
-            try:
-                self.telegram = telegram_type(token=self.telegram_token)
-            except TypeError:
-                self.telegram = telegram_type()
-                self.telegram_token = str(getattr(self.telegram, "token", self.telegram_token))
-            self.telegram_base = await self.telegram.start()
+        self.twilio_base = await self.twilio.start()
+        self.telegram_base = await self.telegram.start()
         await asyncio.to_thread(self._prepare_mailbox)
 
     async def _stop_servers(self) -> None:
         for server in (self.telegram, self.twilio, self.enrichment, self.smtp, self.imap):
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    await server.stop()
+            with contextlib.suppress(Exception):
+                await server.stop()
 
     # --- mail ---------------------------------------------------------------------------------
 
@@ -301,13 +280,12 @@ class Sandbox:
         mail = [m for m in messages if m.customer.channel == "email"]
         await asyncio.to_thread(self._append_mails, "INBOX", [m for m in mail if not m.outbound])
         await asyncio.to_thread(self._append_mails, SENT_FOLDER, [m for m in mail if m.outbound])
-        if self.twilio is not None:
-            # Only what customers wrote: the Twilio connector reads inbound messages (our own
-            # are looked at only to follow their delivery status).
-            for message in messages:
-                if message.customer.channel in ("sms", "whatsapp") and not message.outbound:
-                    self._twilio_add(message)
-            self._seen_twilio = {m.sid for m in self.twilio.messages}
+        # Only what customers wrote: the Twilio connector reads inbound messages (our own are
+        # looked at only to follow their delivery status).
+        for message in messages:
+            if message.customer.channel in ("sms", "whatsapp") and not message.outbound:
+                self._twilio_add(message)
+        self._seen_twilio = {m.sid for m in self.twilio.messages}
         self._event(f"seeded {len(messages)} messages of history over the past "
                     f"{scenario.HISTORY_DAYS} days")
 
@@ -338,8 +316,6 @@ class Sandbox:
 
     async def _write(self, message: Message) -> None:
         channel = message.customer.channel
-        if channel in self.skipped:
-            return
         if channel == "email":
             await asyncio.to_thread(self._append_mails, "INBOX", [message])
         elif channel in ("sms", "whatsapp"):
@@ -367,8 +343,6 @@ class Sandbox:
             await asyncio.sleep(WATCH_INTERVAL)
 
     def _collect_twilio(self) -> None:
-        if self.twilio is None:
-            return
         for record in list(self.twilio.messages):
             if record.sid in self._seen_twilio or record.direction == "inbound":
                 continue
@@ -377,12 +351,9 @@ class Sandbox:
             self._delivered(Delivery(channel, record.to.removeprefix("whatsapp:"), record.body))
 
     def _collect_telegram(self) -> None:
-        if self.telegram is None:
-            return
-        sent = list(getattr(self.telegram, "sent", []))
+        sent = list(self.telegram.sent)
         for record in sent[self._seen_telegram:]:
-            chat = _field(record, "chat_id")
-            self._delivered(Delivery("telegram", str(chat), str(_field(record, "text") or "")))
+            self._delivered(Delivery("telegram", str(record.chat_id), record.text))
         self._seen_telegram = len(sent)
 
     def _customer(self, channel: str, address: str) -> Customer | None:

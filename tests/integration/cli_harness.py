@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import pytest
 
 from agent_tui.cli import main
+from agent_tui.demo.fakes.telegram_server import FakeTelegram
+from agent_tui.demo.fakes.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilio
 from tests.fakes.dovecot import Dovecot
 from tests.fakes.smtp_sink import SmtpSink
-from tests.fakes.telegram_server import FakeTelegram
-from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilio
 
 T = TypeVar("T")
 

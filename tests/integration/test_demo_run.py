@@ -81,12 +81,9 @@ async def test_customers_keep_writing_and_thank_for_replies(
 
 
 async def test_seeded_history_reaches_the_store_through_a_sync(tmp_path: Path) -> None:
-    store_module = pytest.importorskip("agent_tui.store.sqlite",
-                                       reason="the store (agent_tui/store) has not landed yet")
     from agent_tui.engine.runtime import sync_once
     from agent_tui.store import open_store
 
-    assert store_module is not None
     with Sandbox(tmp_path, SMALL) as sandbox:
         write_knowledge(tmp_path)
         config = load_config(write_config(tmp_path, sandbox))

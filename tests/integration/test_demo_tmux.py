@@ -28,14 +28,6 @@ DEADLINE = 90.0           # seconds for the demo to start, sync and send
 POLL = 0.2                # readiness polling of the screen and the store
 
 
-def _tui_available() -> bool:
-    try:
-        from agent_tui.ui import run_tui  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class Tmux:
     def __init__(self, socket: str) -> None:
         self.socket = socket
@@ -55,8 +47,6 @@ class Tmux:
 def tmux() -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
         missing("tmux not installed")
-    if not _tui_available():
-        pytest.skip("the TUI (agent_tui.ui.run_tui) has not landed yet")
     session = Tmux(f"agent-tui-demo-test-{os.getpid()}")
     session("new-session", "-d", "-s", "demo", "-x", "160", "-y", "48")
     session("set-option", "-t", "demo", "remain-on-exit", "on")

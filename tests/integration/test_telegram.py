@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agent_tui.demo.fakes.telegram_server import FakeTelegram
 from agent_tui.engine.outbox import OutboxSender
 from agent_tui.engine.replies import queue_reply
 from agent_tui.model import Channel, Direction, OutboxState
@@ -27,7 +28,6 @@ from connectors.base import (
     UncertainDelivery,
 )
 from connectors.telegram import TelegramConnector, TelegramSettings
-from tests.fakes.telegram_server import FakeTelegram
 
 pytestmark = pytest.mark.integration
 

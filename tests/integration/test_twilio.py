@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from agent_tui.demo.fakes.twilio_server import FakeTwilio
 from agent_tui.model import Channel, Direction
 from connectors.base import (
     AuthError,
@@ -20,7 +21,6 @@ from connectors.base import (
     TransientError,
 )
 from connectors.twilio import TwilioConnector, TwilioSettings
-from tests.fakes.twilio_server import FakeTwilio
 
 pytestmark = pytest.mark.integration
 

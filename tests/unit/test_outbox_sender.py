@@ -23,9 +23,9 @@ from connectors.base import (
     UncertainDelivery,
 )
 
-# The sender's clock must be after the store's own enqueue time (real time): rows queued "in the
-# future" are not due, which is right for the product and wrong for a fixed date in a test.
-NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+def later() -> datetime:
+    """The sender's clock: after the store's own (real) enqueue time, so queued rows are due."""
+    return datetime.now(UTC) + timedelta(minutes=1)
 
 
 class ScriptedConnector(Connector):
@@ -64,14 +64,14 @@ def store(tmp_path: Path) -> Store:
     s.ingest("shop", [InboundMessage(
         channel=Channel.EMAIL, provider_id="q1@example.org", direction=Direction.INBOUND,
         sender="kim@example.org", sender_name="Kim", recipients=["service@shop.example"],
-        sent_at=NOW - timedelta(hours=1), subject="Wo ist mein Paket?", text="Hallo",
+        sent_at=datetime.now(UTC) - timedelta(hours=1), subject="Wo ist mein Paket?", text="Hallo",
         references=["older@example.org"])], cursor_key="main", cursor=None)
     return s
 
 
 def sender_for(store: Store, connector: Connector) -> OutboxSender:
     return OutboxSender(store, {"shop": connector}, {"shop": "service@shop.example"},
-                        clock=lambda: NOW)
+                        clock=later)
 
 
 async def test_reply_goes_to_the_customer_with_threading(store: Store) -> None:
@@ -97,7 +97,7 @@ async def test_transient_error_retries_later_permanent_fails(store: Store) -> No
     result = await sender_for(store, connector).flush()
     assert [o.state for o in result.outcomes] == ["retry"]
     row = store.outbox_rows()[0]
-    assert row.state is OutboxState.QUEUED and row.next_attempt_at > NOW
+    assert row.state is OutboxState.QUEUED and row.next_attempt_at > later()
     # Not due yet: a second flush sends nothing.
     assert (await sender_for(store, ScriptedConnector([])).flush()).outcomes == []
     store._db.execute("UPDATE outbox SET next_attempt_at='2000-01-01T00:00:00.000000Z'")
@@ -113,7 +113,7 @@ async def test_crash_in_sending_is_reconciled_not_resent(store: Store) -> None:
     queue_reply(store, conv, "not sent before the crash", author="Mia")
     rows = store.outbox_rows()
     for _ in rows:
-        store.outbox_claim_next(NOW, holder="host-gone:1")
+        store.outbox_claim_next(later(), holder="host-gone:1")
     store._db.execute("UPDATE outbox SET attempted_at='2000-01-01T00:00:00.000000Z'")
     connector = ScriptedConnector(["msg-2"], delivered={rows[0].idempotency_key})
     result = await sender_for(store, connector).flush()

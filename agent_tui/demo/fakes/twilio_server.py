@@ -569,7 +569,7 @@ class FakeTwilio:
 
 
 def main() -> None:
-    """Run the look-alike on its own: `python -m tests.fakes.twilio_server [PORT]`."""
+    """Run the look-alike on its own: `python -m agent_tui.demo.fakes.twilio_server [PORT]`."""
     import sys
 
     async def serve() -> None:
