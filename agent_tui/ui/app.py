@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.keys import _normalize_key_list  # how Textual reads keymap keys ('?')
 from textual.screen import Screen
 
 from agent_tui.automation.business_hours import BusinessHours
@@ -66,6 +67,7 @@ class AgentApp(App[int]):
         self.views: tuple[InboxView, ...] = all_views(config.ui.views)
         # [ui.keymap]: {binding id: keys}, applied by Textual to every screen's bindings.
         self.keymap: dict[str, str] = dict(config.ui.keymap)
+        self._clashes_reported: set[str] = set()
         if self.keymap:
             self.set_keymap(self.keymap)
         try:
@@ -162,6 +164,29 @@ class AgentApp(App[int]):
         if binding.id and binding.id in self.keymap:
             return self.keymap[binding.id]
         return binding.key_display or binding.key
+
+    def report_keymap_clashes(self, screen: Screen[Any]) -> None:
+        """A key that [ui.keymap] gives to one binding is taken from any other binding of the
+        screen (or the app) that had it. Textual does that silently; say so, once a binding."""
+        if not self.keymap:
+            return
+        bindings = [b for source in (screen, self) for b in getattr(source, "BINDINGS", [])
+                    if isinstance(b, Binding)]
+        given: dict[str, Binding] = {}
+        for binding in bindings:
+            if binding.id in self.keymap:
+                for key in _normalize_key_list(self.keymap[binding.id]).split(","):
+                    given.setdefault(key, binding)
+        for binding in bindings:
+            if binding.id in self.keymap or binding.id in self._clashes_reported:
+                continue
+            lost = [key for key in _normalize_key_list(binding.key).split(",") if key in given]
+            if lost:
+                self._clashes_reported.add(binding.id or binding.action)
+                taker = given[lost[0]]
+                self.notify(f"[ui.keymap] gave {', '.join(lost)} to {taker.description!r} "
+                            f"({taker.id}): {binding.description!r} ({binding.id}) lost it",
+                            title="Keymap", severity="warning", markup=False, timeout=8)
 
     def action_help(self) -> None:
         from agent_tui.ui.screens.help import HelpScreen

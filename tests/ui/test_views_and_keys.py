@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 from collections.abc import Callable
 
 import pytest
 import textual.constants
-from textual.widgets import DataTable
+from rich.console import Console
+from textual.binding import Binding
+from textual.widget import Widget
+from textual.widgets import DataTable, Static
+from textual.widgets._footer import FooterKey
 
-from agent_tui.config import DEFAULT_THEME, Config, parse_config
+from agent_tui.config import DEFAULT_THEME, UI_BINDING_IDS, Config, parse_config
 from agent_tui.model import Channel, ConversationStatus
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
 from agent_tui.ui.screens.conversation import ConversationScreen
+from agent_tui.ui.screens.help import HelpScreen
 from agent_tui.ui.screens.inbox import InboxScreen
 from agent_tui.ui.views import BUILT_IN
 from tests.ui.conftest import NOW, chat, settle
@@ -201,9 +207,35 @@ async def test_a_message_from_another_process_appears_without_a_keypress(
         assert shown(app)[0] == "Neue Frage"        # 16 h waited on a 1 h target: first
 
 
+KEYMAP = """
+[ui.keymap]
+inbox.close = "x"
+"app.help" = "f1"
+conversation.quotes = "Z,ctrl+z"
+"""
+
+
+def footer_keys(app: AgentApp) -> dict[str, str]:
+    """Description -> key as the footer of the current screen shows it."""
+    return {key.description: key.key_display or key.key for key in app.screen.query(FooterKey)}
+
+
+def help_rows(app: AgentApp) -> dict[str, str]:
+    """Action -> key as the help screen lists them."""
+    table = app.screen.query_one("#help-table", Static).content
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(table)
+    rows: dict[str, str] = {}
+    for line in console.file.getvalue().splitlines():  # type: ignore[attr-defined]
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) == 3 and cells[1]:
+            rows.setdefault(cells[1], cells[0])
+    return rows
+
+
 async def test_user_keymap_rebinds_by_binding_id(ui_config: Config, ui_store: Store) -> None:
-    app = app_with(ui_config, ui_store, '[ui.keymap]\ninbox.close = "x"\n')
-    async with app.run_test(size=(120, 30)) as pilot:
+    app = app_with(ui_config, ui_store, KEYMAP)
+    async with app.run_test(size=(160, 30)) as pilot:
         await settle(pilot)
         first = inbox(app).rows[0].id
         await pilot.press("e")                       # no longer bound
@@ -212,6 +244,62 @@ async def test_user_keymap_rebinds_by_binding_id(ui_config: Config, ui_store: St
         assert ui_store.get_conversation(first).status is ConversationStatus.CLOSED
         assert any(c.help == "key x" for c in app.get_system_commands(app.screen)
                    if c.title == "Close")
+        await settle(pilot)
+        assert footer_keys(app)["Close"] == "x"
+        assert footer_keys(app)["Reply"] == "r"      # the others keep their keys
+        await pilot.press("question_mark")           # app.help moved to f1
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        rows = help_rows(app)
+        assert (rows["Close"], rows["Help"], rows["Reply"]) == ("x", "f1", "r")
+        await pilot.press("escape", "enter")         # into a conversation: z moved to Z
+        await settle(pilot)
+        assert isinstance(app.screen, ConversationScreen)
+        await pilot.press("z")
+        assert not app.screen.show_quotes
+        await pilot.press("Z")
+        assert app.screen.show_quotes
+        await pilot.press("ctrl+z")
+        assert not app.screen.show_quotes
+        await settle(pilot)
+        assert footer_keys(app)["Quotes"] == "Z"
+
+
+async def test_a_keymap_clash_is_reported_once(ui_config: Config, ui_store: Store) -> None:
+    app = app_with(ui_config, ui_store, '[ui.keymap]\ninbox.close = "r"\n')
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        first = inbox(app).rows[0].id
+        await pilot.press("j", "k", "r")             # r closes now; reply lost the key
+        await settle(pilot)
+        assert isinstance(app.screen, InboxScreen)
+        assert ui_store.get_conversation(first).status is ConversationStatus.CLOSED
+        app.report_keymap_clashes(app.screen)       # as when the screen is shown again
+        warnings = [n.message for n in app._notifications if n.title == "Keymap"]
+        assert warnings == ["[ui.keymap] gave r to 'Close' (inbox.close): "
+                            "'Reply' (inbox.reply) lost it"]
+
+
+def test_every_binding_of_the_ui_has_an_id_the_config_knows() -> None:
+    """[ui.keymap] ids are checked by the config without importing the UI: keep both in step."""
+    import agent_tui.ui.screens.conversation
+    import agent_tui.ui.screens.help
+    import agent_tui.ui.screens.inbox
+    import agent_tui.ui.screens.search
+    import agent_tui.ui.widgets.prompt  # noqa: F401
+
+    def subclasses(cls: type) -> set[type]:
+        return {cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))}
+
+    ids: list[str | None] = []
+    for cls in {AgentApp, *subclasses(Widget)}:     # screens are widgets too
+        if cls.__module__.startswith("agent_tui.ui"):
+            ids.extend(b.id for b in cls.__dict__.get("BINDINGS", []) if isinstance(b, Binding))
+    assert None not in ids, "every binding needs an id (for [ui.keymap])"
+    assert len(ids) == len(set(ids)), "binding ids must be unique"
+    assert set(ids) <= UI_BINDING_IDS
 
 
 class EngineStandIn:

@@ -117,6 +117,7 @@ class ConversationScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.agent_app.report_keymap_clashes(self)
         self.refresh_data()
         if self.start_reply:
             self.call_after_refresh(self.action_reply)

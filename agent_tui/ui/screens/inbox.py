@@ -101,6 +101,7 @@ class InboxScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.agent_app.report_keymap_clashes(self)
         self.table.focus()
         self.refresh_data()
         self.update_status()
