@@ -204,8 +204,11 @@ class TwilioAccount:
     sms_from: str | None = None            # E.164, e.g. "+493012345678"
     whatsapp_from: str | None = None       # "whatsapp:+493012345678"
     api_base: str = TWILIO_API_BASE
-    poll_interval: float = 20.0            # seconds between polls (a terminal app has no webhook)
+    poll_interval: float = 20.0            # seconds between polls (the safety net with a webhook)
     default_region: str = "DE"
+    webhook_port: int = 0                  # > 0: also take Twilio's webhooks on this port
+    webhook_host: str = "127.0.0.1"
+    webhook_public_url: str = ""           # scheme://host Twilio calls, when behind a relay
     allow_plaintext_secrets: bool = False
     type: ClassVar[str] = "twilio"
     secret_key: ClassVar[str] = "auth_token"
@@ -272,6 +275,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
                                 "folders", "sent_folder", "allow_plaintext_secrets"}),
     "account.twilio": frozenset({"name", "type", "account_sid", "auth_token", "sms_from",
                                  "whatsapp_from", "api_base", "poll_interval", "default_region",
+                                 "webhook_port", "webhook_host", "webhook_public_url",
                                  "allow_plaintext_secrets"}),
     "account.telegram": frozenset({"name", "type", "token", "api_base",
                                    "allow_plaintext_secrets"}),
@@ -714,7 +718,10 @@ class _Loader:
             sms_from=sms_from, whatsapp_from=whatsapp_from,
             api_base=self.api_base(t, TWILIO_API_BASE),
             poll_interval=t.get_number("poll_interval", 20.0, minimum=0.1),
-            default_region=region, allow_plaintext_secrets=allow)
+            default_region=region, allow_plaintext_secrets=allow,
+            webhook_port=t.port("webhook_port", 0) if "webhook_port" in t.data else 0,
+            webhook_host=t.get_str("webhook_host", "127.0.0.1"),
+            webhook_public_url=t.get_str("webhook_public_url", ""))
 
     def phone(self, t: _Table, key: str, value: str, region: str) -> str:
         """`value` as E.164; numbers without +country code are read in `region`."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent_tui.config import Account, Config, EmailAccount, TelegramAccount, TwilioAccount
 from agent_tui.engine.enrich import enrich_messages
@@ -23,12 +25,16 @@ from agent_tui.engine.sync import Enricher, SyncResult, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.secrets import resolve_account_secret
 from agent_tui.store import OutboxRow, Store
-from connectors.base import Connector, ConnectorError
+from connectors.base import Connector, ConnectorError, InboundMessage
+
+if TYPE_CHECKING:
+    from connectors.twilio_webhook import TwilioWebhookServer
 
 log = logging.getLogger(__name__)
 
 OUTBOX_INTERVAL = 30.0          # seconds between outbox flushes when nothing wakes it
 RETRY_AFTER_ERROR = 60.0        # seconds before a failed account is synced again
+WEBHOOK_CURSOR_KEY = "webhook"  # webhook messages move no cursor; the poll keeps its own
 
 
 def build_connector(account: Account, secret: str) -> Connector:
@@ -151,6 +157,8 @@ class Engine:
         self.store = store
         self._states: dict[str, str] = {a.name: "starting" for a in config.accounts}
         self._outbox_wake = asyncio.Event()
+        self.webhook_urls: list[str] = []   # where Twilio webhooks are taken, once started
+        self.started = asyncio.Event()      # set when webhooks listen and every loop runs
         self._connectors: Connectors | None = None
 
     def status(self) -> dict[str, str]:
@@ -164,16 +172,57 @@ class Engine:
         self._connectors = build_connectors(self.config)
         for name, error in self._connectors.errors.items():
             self._states[name] = f"config error: {error}"
+        webhooks = await self._start_webhooks(set(self._connectors.by_account))
         tasks = [asyncio.create_task(self._account_loop(name, connector))
                  for name, connector in self._connectors.by_account.items()]
         tasks.append(asyncio.create_task(self._outbox_loop()))
+        self.started.set()
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for server in webhooks:
+                await server.stop()
             await self._connectors.close()
+
+    async def _start_webhooks(self, working: set[str]) -> list[TwilioWebhookServer]:
+        """Twilio accounts with `webhook_port`: messages arrive at once instead of at the next
+        poll (which stays, as the safety net). A port already taken (another agent-tui on this
+        host has it) leaves the account to polling."""
+        from connectors.twilio_webhook import TwilioWebhookServer, WebhookSettings
+
+        servers: list[TwilioWebhookServer] = []
+        for account in self.config.accounts:
+            if not isinstance(account, TwilioAccount) or not account.webhook_port:
+                continue
+            if account.name not in working:
+                continue        # its secret or settings failed: the state says why
+            settings = WebhookSettings(auth_token=resolve_account_secret(account),
+                                       default_region=account.default_region,
+                                       public_base_url=account.webhook_public_url)
+            server = TwilioWebhookServer(settings, functools.partial(self._take_webhook,
+                                                                     account.name))
+            try:
+                url = await server.start(account.webhook_host, account.webhook_port)
+            except OSError as exc:
+                log.warning("account %s: webhook not started on %s:%s (%s); polling only",
+                            account.name, account.webhook_host, account.webhook_port, exc)
+                continue
+            log.info("account %s: taking Twilio webhooks at %s", account.name, url)
+            self.webhook_urls.append(url + settings.path)
+            servers.append(server)
+        return servers
+
+    async def _take_webhook(self, account: str, message: InboundMessage) -> None:
+        """A signed webhook's message (or delivery status): stored like a fetched one; the poll
+        that finds it again is deduplicated by its SID."""
+        outcome = self.store.ingest(account, [message], cursor_key=WEBHOOK_CURSOR_KEY,
+                                    cursor=None)
+        if outcome.new_message_ids:
+            await enricher_for(self.config, self.store)(outcome.new_message_ids)
+            self.wake_outbox()
 
     async def _account_loop(self, name: str, connector: Connector) -> None:
         while True:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
+from agent_tui.config import parse_config
+from agent_tui.demo.fakes.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilio
+from agent_tui.engine.runtime import Engine
 from agent_tui.model import Channel, Direction
+from agent_tui.store import open_store
 from connectors.base import InboundMessage
 from connectors.twilio_webhook import MESSAGES_PATH, TwilioWebhookServer, WebhookSettings
+from tests.fakes.dovecot import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +112,47 @@ async def test_signature_over_the_public_url_behind_a_relay() -> None:
     finally:
         await server.stop()
     assert len(delivered) == 1
+
+
+async def test_the_engine_stores_a_signed_webhook_message_at_once(tmp_path: Path) -> None:
+    twilio = FakeTwilio()
+    base = await twilio.start()
+    port = free_port()
+    config_path = tmp_path / "agent-tui.toml"
+    config = parse_config(f"""\
+[store]
+path = "agent.db"
+
+[[account]]
+name = "shop-sms"
+type = "twilio"
+account_sid = "{DEFAULT_ACCOUNT_SID}"
+auth_token = "env:AGENT_TUI_WEBHOOK_TEST_TOKEN"
+whatsapp_from = "whatsapp:+493012345678"
+api_base = "{base}"
+poll_interval = 3600
+webhook_port = {port}
+""", config_path)
+    store = open_store(config.store.path)
+    engine = Engine(config, store)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AGENT_TUI_WEBHOOK_TEST_TOKEN", TOKEN)
+        running = asyncio.create_task(engine.run())
+        try:
+            await asyncio.wait_for(engine.started.wait(), 10)
+            [url] = engine.webhook_urls
+            assert url == f"http://127.0.0.1:{port}{MESSAGES_PATH}"
+            refused = await post(url, INBOUND, None)
+            accepted = await post(url, INBOUND,
+                                  RequestValidator(TOKEN).compute_signature(url, INBOUND))
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await twilio.stop()
+
+    assert (refused, accepted) == (403, 200)
+    # The webhook answered after the store had it; the hourly poll had nothing to do with it.
+    [conversation] = store.list_conversations()
+    assert conversation.contact_address == "+491701234567"
+    assert conversation.preview == "Wo ist mein Paket?"
