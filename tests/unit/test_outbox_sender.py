@@ -23,6 +23,7 @@ from connectors.base import (
     UncertainDelivery,
 )
 
+
 def later() -> datetime:
     """The sender's clock: after the store's own (real) enqueue time, so queued rows are due."""
     return datetime.now(UTC) + timedelta(minutes=1)
