@@ -170,3 +170,35 @@ def test_optional_embeddings_are_cached_next_to_the_model(tmp_path: Path) -> Non
     cache.write_bytes(b"broken")                    # a broken cache is recomputed
     assert top(Suggester.for_file(GERMAN, cache_dir=tmp_path, embeddings=True),
                "Die Tasse kam in Scherben an") == "damaged-item"
+
+
+
+def test_phrase_features_keep_stop_words_and_word_pairs() -> None:
+    from agent_tui.knowledge.suggest import phrase_features
+
+    assert phrase_features("Why was I charged?") == {
+        "r:why": 1.0, "r:was": 1.0, "r:i": 1.0, "r:charged": 1.0,
+        "b:< why": 1.0, "b:why was": 1.0, "b:was i": 1.0, "b:i charged": 1.0, "b:charged >": 1.0}
+
+
+def test_classifier_file_uses_phrasing_but_needs_a_known_word(tmp_path: Path) -> None:
+    things = ["card", "transfer", "payment", "fee", "refund", "top up", "withdrawal", "account",
+              "statement", "pin"]
+    intents = {
+        "why-charged": [f"why was I charged for the {thing}" for thing in things],
+        "how-to-pay": [f"how do I pay for the {thing}" for thing in things],
+    }
+    entries = "\n".join(
+        f'[[entry]]\nid = "{name}"\nexamples = {json.dumps(examples)}\nbody = "x"\n'
+        for name, examples in intents.items())
+    path = tmp_path / "kb.toml"
+    path.write_text(entries, encoding="utf-8")
+    suggester = Suggester.for_file(path, cache_dir=tmp_path)
+    assert suggester.kind == "classifier"
+    _, _, ids = suggester.raw_scores("why was I charged for the pin")
+    inverse = {number: key for key, number in suggester._index.features.items()}
+    assert {"r:why", "b:< why", "w:charg"} <= {inverse[number] for number in ids}
+    assert top(suggester, "why was I charged for the pin") == "why-charged"
+    assert top(suggester, "how do I pay the statement") == "how-to-pay"
+    # Phrasing alone, without a content word the file knows, is no match.
+    assert suggester.suggest("why was it so", top=3) == []
