@@ -50,6 +50,31 @@ def _private(path: Path) -> bool:
     return not (path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
+def _readable_by_others(paths: list[Path]) -> list[str]:
+    """A `chmod` line for each existing path that group or others can reach."""
+    fixes = []
+    for path in paths:
+        if path.exists() and not _private(path):
+            fixes.append(f"chmod {'700' if path.is_dir() else '600'} {path}")
+    return fixes
+
+
+def private_files_check(report: DoctorReport, store_path: Path | None, log_file: Path) -> None:
+    """Customer text lives in the store (and its WAL), the logs and the caches: only their
+    owner may read them (DESIGN.md: a store only its owner can read)."""
+    paths: list[Path] = []
+    if store_path is not None:
+        paths += [store_path.parent, store_path, *(store_path.with_name(store_path.name + suffix)
+                                                   for suffix in ("-wal", "-shm")),
+                  store_path.parent / "cache"]
+    paths += [log_file.parent, *sorted(log_file.parent.glob(log_file.name + "*"))]
+    fixes = _readable_by_others(paths)
+    if fixes:
+        report.add("permissions", True, "readable by others: " + "; ".join(fixes), warning=True)
+    else:
+        report.add("permissions", True, "store, logs and caches are private (0600/0700)")
+
+
 async def run_doctor(config_path: str | None) -> DoctorReport:
     from agent_tui.config import load_config
     from agent_tui.engine.runtime import build_connector
@@ -72,13 +97,13 @@ async def run_doctor(config_path: str | None) -> DoctorReport:
             from agent_tui.store import open_store
 
             open_store(config.store.path).close()
-            db = Path(config.store.path)
-            detail = str(db)
-            private = _private(db)
-            report.add("store", True, detail if private else
-                       f"{detail} is readable by others: chmod 600 {db}", warning=not private)
+            report.add("store", True, str(config.store.path))
         except AgentTuiError as exc:
             report.add("store", False, str(exc))
+    from agent_tui.logs import log_path
+
+    private_files_check(report, None if config.store.is_postgres else Path(config.store.path),
+                        log_path())
 
     if config.knowledge.path.exists():
         from agent_tui.knowledge import check_knowledge
