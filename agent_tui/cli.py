@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp = csub.add_parser("erase", help="remove a person from the store (Art. 17)")
     cp.add_argument("contact_id", type=int, metavar="CONTACT")
     cp.add_argument("--dry-run", action="store_true", help="say what would go")
+    cp.add_argument("--also-remote", action="store_true",
+                    help="also delete their mail on the IMAP servers (INBOX, Sent...)")
     cp.add_argument("--yes", action="store_true", help="do not ask (needed without a terminal)")
     cp.set_defaults(handler=_cmd_contact_erase)
 
@@ -421,15 +423,27 @@ def _cmd_contact_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_contact_erase(args: argparse.Namespace) -> int:
-    store = _store(_config(args))
+    import asyncio
+
+    from agent_tui.engine.privacy import delete_contact_remotely
+
+    config = _config(args)
+    store = _store(config)
     contact = store.get_contact(args.contact_id)
     conversations = store.contact_conversations(args.contact_id)
     messages = sum(len(store.get_messages(c.id)) for c in conversations)
     what = (f"contact {contact.id} ({contact.display_name or 'no name'}; "
             + ", ".join(i.address for i in contact.identities)
             + f"): {len(conversations)} conversations, {messages} messages")
+    if args.also_remote:
+        what += " and their mail on the IMAP servers"
     if args.dry_run:
         print(f"would erase {what}")
+        if args.also_remote:
+            found = asyncio.run(delete_contact_remotely(config, store, args.contact_id,
+                                                        dry_run=True))
+            for account, count in found.items():
+                print(f"would delete {count} mails on the server of {account}")
         return 0
     if not args.yes:
         if not sys.stdin.isatty():
@@ -437,6 +451,11 @@ def _cmd_contact_erase(args: argparse.Namespace) -> int:
         if input(f"Erase {what}? Type 'erase' to confirm: ").strip() != "erase":
             print("nothing erased")
             return 0
+    if args.also_remote:
+        # First on the servers: the store still knows which mails were theirs if this fails.
+        deleted = asyncio.run(delete_contact_remotely(config, store, args.contact_id))
+        for account, count in deleted.items():
+            print(f"deleted {count} mails on the server of {account}")
     removed = store.erase_contact(args.contact_id)
     print(f"erased {what}; {removed['identities']} identities removed, later syncs skip "
           "these messages")

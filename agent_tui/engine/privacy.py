@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from agent_tui import views
-from agent_tui.errors import UsageError
+from agent_tui.config import Config
+from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.model import Channel
 from agent_tui.sanitize import safe_filename
 from agent_tui.store import Store
+from connectors.base import ConnectorError
+
+
+class RemoteEraseError(AgentTuiError):
+    """The mail server could not delete a person's mail (exit 1; the store is left as it was)."""
 
 
 def _unique(directory: Path, name: str) -> Path:
@@ -85,3 +91,29 @@ def export_contact(store: Store, contact_id: int, out: Path) -> dict[str, Any]:
     (out / "summary.txt").write_text("\n".join(summary) + "\n")
     return {"contact": contact.id, "directory": str(out), "conversations": len(conversations),
             "messages": message_count, "attachments": attachment_count}
+
+
+async def delete_contact_remotely(config: Config, store: Store, contact_id: int, *,
+                                  dry_run: bool = False) -> dict[str, int]:
+    """`contact erase --also-remote`: delete the person's mail on each account's IMAP server
+    before the store forgets which messages were theirs. Returns the copies found per account;
+    a failing account raises (and the caller erases nothing, so it can be run again)."""
+    from agent_tui.engine.runtime import build_connector
+    from agent_tui.secrets import resolve_account_secret
+
+    by_account: dict[str, list[str]] = {}
+    for conversation in store.contact_conversations(contact_id):
+        for message in store.get_messages(conversation.id):
+            if message.channel is Channel.EMAIL and message.provider_id:
+                by_account.setdefault(message.account, []).append(message.provider_id)
+    found: dict[str, int] = {}
+    for account_name, provider_ids in by_account.items():
+        account = config.account(account_name)
+        connector = build_connector(account, resolve_account_secret(account))
+        try:
+            found[account_name] = await connector.delete_remote(provider_ids, dry_run=dry_run)
+        except ConnectorError as exc:
+            raise RemoteEraseError(f"{exc}; nothing was erased") from None
+        finally:
+            await connector.close()
+    return found

@@ -376,6 +376,12 @@ class EmailConnector(Connector):
                 f"been delivered (its copy in {folder!r} is still marked \\Draft)"))
         return None
 
+    async def delete_remote(self, provider_ids: list[str], *, dry_run: bool = False) -> int:
+        """Delete the mails with these Message-IDs from every fetched folder (INBOX, Sent...)."""
+        return await self._commands.run(
+            "deleting mail", imap.delete_message_ids, self.settings.fetch_folders,
+            provider_ids, dry_run)
+
     # ---- doctor --------------------------------------------------------------------------------
 
     async def check(self) -> str:

@@ -268,6 +268,30 @@ def settle_pending_copies(client: IMAPClient, folder: str, message_id: str,
         client.expunge()            # also what the user deleted in Sent, as a mail client would
 
 
+def delete_message_ids(client: IMAPClient, folders: Sequence[str], message_ids: Sequence[str],
+                       dry_run: bool) -> int:
+    """Delete every copy of these Message-IDs in `folders` (missing folders are skipped);
+    returns how many copies there were."""
+    found = 0
+    for folder in folders:
+        try:
+            client.select_folder(folder, readonly=dry_run)
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            continue
+        uids = sorted({uid for message_id in message_ids
+                       for uid in _search_message_id(client, message_id)})
+        found += len(uids)
+        if uids and not dry_run:
+            client.add_flags(uids, [DELETED])
+            if client.has_capability("UIDPLUS"):
+                client.expunge(uids)
+            else:
+                client.expunge()
+    return found
+
+
 def _search_message_id(client: IMAPClient, message_id: str, *keys: str) -> list[int]:
     wanted = message_id.strip().strip("<>")
     return sorted(client.search(["HEADER", "Message-ID", f"<{wanted}>", *keys]))

@@ -344,3 +344,53 @@ def test_a_person_resends_a_failed_reply_or_cancels_it(shop: Shop) -> None:
     [mail] = shop.sink.received
     assert "Ja, in M und L." in mail.message.get_content()
     assert shop.cli("outbox", "resend", "999").code == 2
+
+
+def _message_ids_on_server(shop: Shop, folder: str) -> set[str]:
+    client = shop.dovecot.client(shop.mail_user)
+    try:
+        client.select_folder(folder, readonly=True)
+        uids = client.search(["ALL"])
+        fetched = client.fetch(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if uids else {}
+    finally:
+        client.logout()
+    return {bytes(next(iter(v for k, v in data.items() if k != b"SEQ"))).decode()
+            .partition(":")[2].strip().strip("<>") for data in fetched.values()}
+
+
+def test_erase_also_remote_deletes_their_mail_on_the_server_first(shop: Shop) -> None:
+    theirs = [shop.mail_from_customer(1, "Meine Adresse ist Musterweg 1.", subject="Adresse"),
+              shop.mail_from_customer(2, "Und meine Telefonnummer ...", subject="Adresse")]
+    other = shop.mail_from_customer(3, "Frage zur Rechnung", sender="jonas@example.org",
+                                    name="Jonas", subject="Rechnung")
+    assert shop.cli("sync").code == 0
+    erika = next(c for c in shop.cli("list", "--json").json()["conversations"]
+                 if c["subject"] == "Adresse")
+    reply = shop.cli("reply", str(erika["id"]), "--text", "Danke, notiert.", "--json")
+    ours = reply.json()["provider_id"]
+    contact = str(erika["contact"]["id"])
+
+    dry = shop.cli("contact", "erase", contact, "--also-remote", "--dry-run")
+    assert dry.code == 0 and "would delete 3 mails on the server of shop-mail" in dry.out
+    assert _message_ids_on_server(shop, "INBOX") == {*theirs, other}
+
+    erased = shop.cli("contact", "erase", contact, "--also-remote", "--yes")
+
+    assert erased.code == 0, erased.err
+    assert "deleted 3 mails on the server of shop-mail" in erased.out
+    assert _message_ids_on_server(shop, "INBOX") == {other}
+    assert ours not in _message_ids_on_server(shop, "Sent")
+    assert shop.cli("contact", "show", contact).code == 2      # gone from the store too
+
+
+def test_erase_also_remote_with_the_server_down_erases_nothing(shop: Shop) -> None:
+    shop.mail_from_customer(1, "Bitte alles löschen.", subject="Löschen")
+    assert shop.cli("sync").code == 0
+    contact = str(only_conversation(shop)["contact"]["id"])      # type: ignore[index]
+    shop.config_path.write_text(shop.config_path.read_text().replace(
+        f"imap_port = {shop.dovecot.port}", f"imap_port = {free_port()}"))
+
+    failed = shop.cli("contact", "erase", contact, "--also-remote", "--yes")
+
+    assert failed.code == 1 and "nothing was erased" in failed.err
+    assert shop.cli("contact", "show", contact).code == 0
