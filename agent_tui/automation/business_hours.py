@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent_tui.errors import ConfigError
@@ -87,7 +87,9 @@ class BusinessHours:
                 closes = datetime.combine(day, span.end, self.zone)
                 lo, hi = max(opens, start), min(closes, end)
                 if hi > lo:
-                    total += (hi - lo).total_seconds()
+                    # In UTC: between two times of one zone Python subtracts wall clocks, which
+                    # is an hour off across a DST change.
+                    total += (hi.astimezone(UTC) - lo.astimezone(UTC)).total_seconds()
             day += timedelta(days=1)
         return total
 

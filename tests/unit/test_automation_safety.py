@@ -66,6 +66,17 @@ def test_business_hours_across_a_weekend() -> None:
     assert hours.open_seconds_between(start, end) == 6 * 3600
 
 
+def test_opening_time_counts_real_seconds_across_a_dst_change() -> None:
+    # 29 March 2026, Berlin: clocks go from 02:00 to 03:00. 01:00-04:00 that day is two hours.
+    hours = BusinessHours.parse("Sun 01:00-04:00", "Europe/Berlin")
+    saturday = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    monday = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)
+    assert hours.open_seconds_between(saturday, monday) == 2 * 3600
+    # And on the way back (25 October 2026: 03:00 -> 02:00) the same span is four hours.
+    assert hours.open_seconds_between(datetime(2026, 10, 24, tzinfo=UTC),
+                                      datetime(2026, 10, 26, tzinfo=UTC)) == 4 * 3600
+
+
 @pytest.mark.parametrize("text", ["Mon-Fry 09:00-18:00", "Mon-Fri 9-18", "Mon 18:00-09:00"])
 def test_bad_business_hours_name_the_key(text: str) -> None:
     with pytest.raises(ConfigError, match="business_hours"):
