@@ -58,6 +58,13 @@ def queue_reply(store: Store, conversation_id: int, text: str, *, author: str,
             payload["references"] = [*parent.references, parent.provider_id]
     elif parent is not None:
         payload["last_inbound_at"] = parent.sent_at.isoformat()
+        if conversation.channel is Channel.TELEGRAM and to is None:
+            # The chat the customer wrote in ("<chat>:<message>"): a group answers in the group,
+            # quoting the message it answers; a private chat's id is the user's.
+            chat_id, _, _ = parent.provider_id.partition(":")
+            payload["chat_id"] = chat_id
+            if chat_id.startswith("-"):
+                payload["in_reply_to"] = parent.provider_id
     return store.outbox_enqueue(conversation_id, conversation.account, payload,
                                 idempotency_key=uuid.uuid4().hex)
 

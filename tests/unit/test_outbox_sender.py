@@ -91,6 +91,29 @@ async def test_reply_goes_to_the_customer_with_threading(store: Store) -> None:
                                                                Direction.OUTBOUND]
 
 
+async def test_telegram_replies_go_to_the_chat_and_quote_in_groups(store: Store) -> None:
+    def telegram(chat: str, message: int, user: str) -> InboundMessage:
+        return InboundMessage(
+            channel=Channel.TELEGRAM, provider_id=f"{chat}:{message}",
+            direction=Direction.INBOUND, sender=user, sender_name="Sam", recipients=[],
+            sent_at=datetime.now(UTC), subject="", text="Habt ihr offen?", thread_key=chat)
+
+    store.ingest("shop", [telegram("-1001234", 55, "4242"), telegram("4243", 7, "4243")],
+                 cursor_key="telegram", cursor=None)
+    by_chat = {c.contact_address: c.id for c in store.list_conversations()
+               if c.channel is Channel.TELEGRAM}
+    queue_reply(store, by_chat["4242"], "Ja, bis 18 Uhr.", author="Mia")
+    queue_reply(store, by_chat["4243"], "Ja.", author="Mia")
+    connector = ScriptedConnector(["-1001234:56", "4243:8"])
+
+    await sender_for(store, connector).flush()
+
+    group, private = connector.sent
+    assert (group.to, group.extra["chat_id"], group.in_reply_to) == ("4242", "-1001234",
+                                                                     "-1001234:55")
+    assert (private.extra["chat_id"], private.in_reply_to) == ("4243", "")
+
+
 async def test_transient_error_retries_later_permanent_fails(store: Store) -> None:
     conv = store.list_conversations()[0].id
     queue_reply(store, conv, "one", author="Mia")
