@@ -28,8 +28,13 @@ API (agent_tui.store.sqlite.SqliteStore):
   outbox_retry_later, outbox_mark_failed, outbox_mark_uncertain, outbox_requeue, outbox_cancel,
   outbox_stuck_sending, outbox_rows, outbox_counts. Illegal moves raise IllegalTransition.
 - Leases: acquire_lease, renew_lease, release_lease, lease_holder.
-- Contacts: find_contact, merge_contacts, split_contact, erase_contact (Art. 17: hashed
-  tombstones keep the messages from coming back), purge_closed (retention).
+- Contacts: find_contact, identity_owner, merge_contacts, split_contact, erase_contact (Art. 17:
+  hashed tombstones keep the messages from coming back), purge_closed (retention).
+- Proposed merges (never silent): propose_merge (a pair once, ever; never one rejected or a
+  contact with itself), merge_proposals, reject_merge; merge_contacts accepts the pair's proposal,
+  erase_contact deletes every proposal and hint naming the person. add_contact_hint and
+  contact_hints remember an address seen in a message before any contact holds it;
+  get_message_extra reads a message's connector extras (Telegram shared_phone, mail reply_to).
 - Automation: record_auto_reply, last_auto_reply, automation_pending, record_decision,
   automation_decisions.
 
@@ -45,8 +50,10 @@ from typing import TYPE_CHECKING
 
 from agent_tui.errors import UsageError
 from agent_tui.store.base import (
+    ContactHint,
     IllegalTransition,
     IngestResult,
+    MergeProposal,
     OutboxRow,
     SearchHit,
     StoreBackend,
@@ -57,8 +64,8 @@ from agent_tui.store.sqlite import SqliteStore
 # expect; backend-neutral code annotates with StoreBackend.
 Store = SqliteStore
 
-__all__ = ["IllegalTransition", "IngestResult", "OutboxRow", "SearchHit", "Store",
-           "StoreBackend", "open_store"]
+__all__ = ["ContactHint", "IllegalTransition", "IngestResult", "MergeProposal", "OutboxRow",
+           "SearchHit", "Store", "StoreBackend", "open_store"]
 
 if TYPE_CHECKING:
     def _sqlite_is_a_backend(store: SqliteStore) -> StoreBackend:

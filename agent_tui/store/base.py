@@ -58,6 +58,37 @@ class SearchHit:
     snippet: str
 
 
+@dataclass(frozen=True, slots=True)
+class MergeProposal:
+    """Two contacts that may be one customer, and why; a person accepts (merge) or rejects it.
+
+    Open and rejected proposals name two living contacts, lower id first; an accepted one names
+    the surviving contact in `contact_a`, the contact merged into it in `merged_id`, and has no
+    `contact_b`.
+    """
+
+    id: int
+    contact_a: int
+    contact_b: int | None
+    reason: str                      # "phone +491701234567 in a mail signature", ...
+    message_id: int | None           # the message that showed it (None once that is deleted)
+    state: str                       # open | accepted | rejected
+    created_at: datetime
+    resolved_at: datetime | None = None
+    merged_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactHint:
+    """An address seen in a contact's message that no contact held at the time."""
+
+    contact_id: int
+    kind: str                        # email | phone | telegram
+    address: str
+    reason: str
+    message_id: int | None
+
+
 class IllegalTransition(UsageError):
     """An outbox row was asked to move along an edge the state machine does not have."""
 
@@ -123,6 +154,16 @@ class StoreBackend(Protocol):
     def split_contact(self, contact_id: int, kind: str, address: str) -> int: ...
     def erase_contact(self, contact_id: int) -> dict[str, int]: ...
     def purge_closed(self, before: datetime) -> int: ...
+    def identity_owner(self, kind: str, address: str) -> int | None: ...
+    def get_message_extra(self, message_id: int) -> dict[str, Any]: ...
+    def propose_merge(self, contact_a: int, contact_b: int, reason: str, *,
+                      message_id: int | None = None) -> int | None: ...
+    def merge_proposals(self, *, state: str | None = "open",
+                        contact_id: int | None = None) -> list[MergeProposal]: ...
+    def reject_merge(self, contact_a: int, contact_b: int, reason: str = "") -> None: ...
+    def add_contact_hint(self, contact_id: int, kind: str, address: str, reason: str, *,
+                         message_id: int | None = None) -> bool: ...
+    def contact_hints(self, kind: str, address: str) -> list[ContactHint]: ...
 
     # --- outbox (invariant 2)
     def outbox_enqueue(self, conversation_id: int, account: str, payload: dict[str, Any],

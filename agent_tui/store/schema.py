@@ -168,4 +168,43 @@ CREATE INDEX conversations_waiting ON conversations(status, waiting_since)
     WHERE waiting_since IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2]
+
+# 3: proposed merges (never silent). A proposal pairs two living contacts (lower id first) with
+# the reason and the message that showed it; a pair is proposed once, ever, so a rejection is
+# remembered.
+# The store keeps the contact columns pointing at living contacts (a merge moves them to the
+# surviving contact, an accepted one keeps only contact_a), so erasing a contact finds every row
+# that names it. A hint is an address seen in a contact's message
+# (a signature phone, a Reply-To, a shared Telegram phone) that no contact held yet: the first
+# message from that address later proposes the merge.
+SCHEMA_V3 = """
+CREATE TABLE merge_proposals (
+    id INTEGER PRIMARY KEY,
+    contact_a INTEGER NOT NULL,
+    contact_b INTEGER,                      -- NULL once accepted: the pair is one contact
+    merged_id INTEGER,                      -- accepted: the id merged into contact_a (history)
+    reason TEXT NOT NULL,
+    message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+    state TEXT NOT NULL DEFAULT 'open',     -- open | accepted | rejected
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,
+    CHECK (contact_b IS NULL OR contact_a < contact_b),
+    UNIQUE (contact_a, contact_b)
+);
+CREATE INDEX merge_proposals_b ON merge_proposals(contact_b);
+CREATE INDEX merge_proposals_state ON merge_proposals(state, created_at);
+
+CREATE TABLE contact_hints (
+    id INTEGER PRIMARY KEY,
+    contact_id INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                 -- email | phone | telegram
+    address TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    UNIQUE (contact_id, kind, address)
+);
+CREATE INDEX contact_hints_address ON contact_hints(kind, address);
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]

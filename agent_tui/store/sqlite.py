@@ -34,7 +34,14 @@ from agent_tui.model import (
     OutboxState,
     Priority,
 )
-from agent_tui.store.base import IllegalTransition, IngestResult, OutboxRow, SearchHit
+from agent_tui.store.base import (
+    ContactHint,
+    IllegalTransition,
+    IngestResult,
+    MergeProposal,
+    OutboxRow,
+    SearchHit,
+)
 from agent_tui.store.schema import MIGRATIONS
 from connectors.base import Cursor, InboundMessage
 
@@ -250,6 +257,10 @@ class SqliteStore:
         address = m.sender if inbound else (m.recipients[0] if m.recipients else "")
         name = m.sender_name if inbound else ""
         contact_id = self._contact_for(db, m.channel, address, name)
+        extra = m.extra
+        if m.reply_to:
+            # Kept for the merge proposals (a Reply-To that another contact writes from).
+            extra = {**extra, "reply_to": m.reply_to.strip().lower()}
         if conversation_id is None:
             conversation_id = self._thread(db, account, m, contact_id,
                                            normalise_address(m.channel, address))
@@ -262,7 +273,7 @@ class SqliteStore:
              m.sender, m.sender_name, _json(m.recipients), ts(m.sent_at), m.subject,
              m.text, m.html, _json([_attachment_json(a) for a in m.attachments]),
              _json(_flags_json(m.auto)), m.in_reply_to, _json(m.references),
-             m.delivery_status, _json(m.defects), m.content_hash, _json(m.extra),
+             m.delivery_status, _json(m.defects), m.content_hash, _json(extra),
              m.raw or None))
         assert cur.lastrowid is not None
         self._touch_conversation(db, conversation_id, m)
@@ -614,6 +625,10 @@ class SqliteStore:
             db.execute("UPDATE identities SET contact_id=? WHERE contact_id=?", (keep, other))
             db.execute("UPDATE conversations SET contact_id=? WHERE contact_id=?", (keep, other))
             db.execute("UPDATE auto_replies SET contact_id=? WHERE contact_id=?", (keep, other))
+            self._move_proposals(db, keep, other)
+            db.execute("UPDATE OR IGNORE contact_hints SET contact_id=? WHERE contact_id=?",
+                       (keep, other))
+            db.execute("DELETE FROM contact_hints WHERE contact_id=?", (other,))
             db.execute("UPDATE contacts SET display_name=(SELECT display_name FROM contacts "
                        "WHERE id=?) WHERE id=? AND display_name=''", (other, keep))
             db.execute("DELETE FROM contacts WHERE id=?", (other,))
@@ -635,6 +650,12 @@ class SqliteStore:
             db.execute("UPDATE identities SET contact_id=? WHERE id=?", (new_id, row[0]))
             db.execute("UPDATE conversations SET contact_id=? WHERE contact_id=? AND "
                        "contact_address=?", (new_id, contact_id, address))
+            # A person split them: never propose this pair again.
+            low, high = sorted((contact_id, new_id))
+            db.execute("INSERT INTO merge_proposals(contact_a, contact_b, reason, state, "
+                       "created_at, resolved_at) VALUES (?,?,?,'rejected',?,?)",
+                       (low, high, f"split by a person ({kind} {address})", ts(_now()),
+                        ts(_now())))
             return new_id
 
     def _delete_conversations(self, db: sqlite3.Connection, where: str,
@@ -668,6 +689,12 @@ class SqliteStore:
         with self.transaction() as db:
             conversations, messages = self._delete_conversations(db, "contact_id=?",
                                                                  (contact_id,))
+            # Hints other contacts' messages gave about this person's addresses go too.
+            db.execute("DELETE FROM contact_hints WHERE contact_id=? OR EXISTS (SELECT 1 FROM "
+                       "identities i WHERE i.contact_id=? AND i.kind=contact_hints.kind AND "
+                       "i.address=contact_hints.address)", (contact_id, contact_id))
+            db.execute("DELETE FROM merge_proposals WHERE contact_a=? OR contact_b=?",
+                       (contact_id, contact_id))
             identities = db.execute("DELETE FROM identities WHERE contact_id=?",
                                     (contact_id,)).rowcount
             db.execute("DELETE FROM auto_replies WHERE contact_id=?", (contact_id,))
@@ -683,6 +710,121 @@ class SqliteStore:
         if count:
             self._scrub()
         return count
+
+    # --- proposed merges (never silent) ----------------------------------------------------
+
+    def identity_owner(self, kind: str, address: str) -> int | None:
+        """The contact holding exactly this identity (address already normalised)."""
+        rows = self._query("SELECT contact_id FROM identities WHERE kind=? AND address=?",
+                           (kind, address))
+        return int(rows[0][0]) if rows else None
+
+    def get_message_extra(self, message_id: int) -> dict[str, Any]:
+        """What the connector kept beside the text (Telegram shared_phone, mail reply_to...)."""
+        rows = self._query("SELECT extra FROM messages WHERE id=?", (message_id,))
+        if not rows:
+            raise NotFound(f"no message {message_id}")
+        value = json.loads(rows[0][0] or "{}")
+        return value if isinstance(value, dict) else {}
+
+    def propose_merge(self, contact_a: int, contact_b: int, reason: str, *,
+                      message_id: int | None = None) -> int | None:
+        """Propose that two contacts are one customer; returns the new proposal's id, or None
+        when the pair was proposed before (open, accepted or rejected), is one contact, or
+        either contact no longer exists. Never merges anything."""
+        if contact_a == contact_b:
+            return None
+        low, high = sorted((contact_a, contact_b))
+        with self.transaction() as db:
+            alive = db.execute("SELECT count(*) FROM contacts WHERE id IN (?,?)",
+                               (low, high)).fetchone()[0]
+            if alive != 2:
+                return None
+            cur = db.execute(
+                "INSERT OR IGNORE INTO merge_proposals(contact_a, contact_b, reason, message_id, "
+                "state, created_at) VALUES (?,?,?,?,'open',?)",
+                (low, high, reason, message_id, ts(_now())))
+            return cur.lastrowid if cur.rowcount == 1 else None
+
+    def merge_proposals(self, *, state: str | None = "open",
+                        contact_id: int | None = None) -> list[MergeProposal]:
+        """Proposals, oldest first; `state=None` lists every state."""
+        where: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            where.append("state=?")
+            params.append(state)
+        if contact_id is not None:
+            where.append("(contact_a=? OR contact_b=?)")
+            params.extend([contact_id, contact_id])
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        return [_proposal(r) for r in self._query(
+            f"SELECT * FROM merge_proposals{clause} ORDER BY created_at, id", params)]
+
+    def reject_merge(self, contact_a: int, contact_b: int, reason: str = "") -> None:
+        """A person says these are two customers: the pair is never proposed again."""
+        if contact_a == contact_b:
+            raise UsageError("a contact cannot be rejected as its own duplicate")
+        low, high = sorted((contact_a, contact_b))
+        now = ts(_now())
+        with self.transaction() as db:
+            for contact_id in (contact_a, contact_b):
+                if not db.execute("SELECT 1 FROM contacts WHERE id=?", (contact_id,)).fetchone():
+                    raise NotFound(f"no contact {contact_id}")
+            cur = db.execute("UPDATE merge_proposals SET state='rejected', resolved_at=? "
+                             "WHERE contact_a=? AND contact_b=?", (now, low, high))
+            if cur.rowcount == 0:
+                db.execute("INSERT INTO merge_proposals(contact_a, contact_b, reason, state, "
+                           "created_at, resolved_at) VALUES (?,?,?,'rejected',?,?)",
+                           (low, high, reason or "rejected by a person", now, now))
+
+    def _move_proposals(self, db: sqlite3.Connection, keep: int, other: int) -> None:
+        """A merge: `other`'s proposals move to `keep`; theirs together becomes accepted. Where
+        `keep` already has a proposal with the same third contact, a rejection wins."""
+        now = ts(_now())
+        db.execute("UPDATE merge_proposals SET contact_a=? WHERE contact_a=? AND contact_b IS NULL",
+                   (keep, other))
+        rows = db.execute("SELECT id, contact_a, contact_b, state FROM merge_proposals "
+                          "WHERE contact_b IS NOT NULL AND (contact_a=? OR contact_b=?)",
+                          (other, other)).fetchall()
+        for row in rows:
+            third = row["contact_b"] if row["contact_a"] == other else row["contact_a"]
+            if third == keep:
+                # A person merged them (even after rejecting it once): accepted.
+                db.execute("UPDATE merge_proposals SET contact_a=?, contact_b=NULL, merged_id=?, "
+                           "state='accepted', resolved_at=? WHERE id=?",
+                           (keep, other, now, row["id"]))
+                continue
+            low, high = sorted((keep, third))
+            existing = db.execute("SELECT id, state FROM merge_proposals WHERE contact_a=? AND "
+                                  "contact_b=?", (low, high)).fetchone()
+            if existing is None:
+                db.execute("UPDATE merge_proposals SET contact_a=?, contact_b=? WHERE id=?",
+                           (low, high, row["id"]))
+                continue
+            if row["state"] == "rejected" and existing["state"] == "open":
+                db.execute("UPDATE merge_proposals SET state='rejected', resolved_at=? "
+                           "WHERE id=?", (now, existing["id"]))
+            db.execute("DELETE FROM merge_proposals WHERE id=?", (row["id"],))
+
+    def add_contact_hint(self, contact_id: int, kind: str, address: str, reason: str, *,
+                         message_id: int | None = None) -> bool:
+        """Remember an address seen in this contact's message; False when already known."""
+        with self.transaction() as db:
+            if not db.execute("SELECT 1 FROM contacts WHERE id=?", (contact_id,)).fetchone():
+                return False
+            cur = db.execute(
+                "INSERT OR IGNORE INTO contact_hints(contact_id, kind, address, reason, "
+                "message_id, created_at) VALUES (?,?,?,?,?,?)",
+                (contact_id, kind, address, reason, message_id, ts(_now())))
+            return cur.rowcount == 1
+
+    def contact_hints(self, kind: str, address: str) -> list[ContactHint]:
+        """Contacts whose messages named this address, oldest first."""
+        return [ContactHint(r["contact_id"], r["kind"], r["address"], r["reason"],
+                            r["message_id"])
+                for r in self._query("SELECT * FROM contact_hints WHERE kind=? AND address=? "
+                                     "ORDER BY id", (kind, address))]
 
     def automation_decisions(self, conversation_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self._query(
@@ -943,6 +1085,14 @@ def _message(r: Sequence[Any]) -> Message:
         else AutoFlags(**json.loads(auto_flags)),
         delivery_status, [] if defects == "[]" else json.loads(defects), in_reply_to,
         [] if refs == "[]" else json.loads(refs), bool(edited))
+
+
+def _proposal(r: sqlite3.Row) -> MergeProposal:
+    return MergeProposal(
+        id=r["id"], contact_a=r["contact_a"], contact_b=r["contact_b"], reason=r["reason"],
+        message_id=r["message_id"], state=r["state"],
+        created_at=parse_ts(r["created_at"]) or _now(), resolved_at=parse_ts(r["resolved_at"]),
+        merged_id=r["merged_id"])
 
 
 def _outbox_row(r: sqlite3.Row) -> OutboxRow:

@@ -99,3 +99,30 @@ def test_retention_purges_only_old_closed_conversations(store: Store) -> None:
     remaining = {c.id for c in store.list_conversations()}
     assert by_contact[kim] not in remaining and by_contact[phone] in remaining
     assert len(remaining) == 2
+
+
+def test_erase_removes_merge_proposals_and_hints_without_a_trace(store: Store,
+                                                                 tmp_path: Path) -> None:
+    kim, phone = seed(store)
+    other = store.find_contact("someone@example.org")
+    assert other is not None
+    # Kim's mail shows a phone another contact writes from; Kim was split off once; another
+    # customer's mail named Kim's address as its Reply-To.
+    store.propose_merge(kim, phone, "Reply-To kim@example.org (Zebrafinkenhinweis)")
+    store.merge_contacts(kim, phone)
+    store.split_contact(kim, "phone", "+491701234567")
+    store.add_contact_hint(kim, "phone", "+4930999999", "phone +4930999999 in a mail signature")
+    store.add_contact_hint(other, "email", "kim@example.org", "Reply-To kim@example.org")
+    store.propose_merge(kim, other, "Reply-To kim@example.org")
+    store.erase_contact(kim)
+    for table in ("merge_proposals", "contact_hints"):
+        rows = store._db.execute(f"SELECT * FROM {table}").fetchall()
+        assert not any("kim@" in json.dumps([*r], default=str) for r in rows), table
+    assert store.contact_hints("phone", "+4930999999") == []
+    store.close()
+    for suffix in ("", "-wal"):
+        path = Path(f"{tmp_path / 'agent.db'}{suffix}")
+        if path.exists():
+            data = path.read_bytes()
+            assert b"kim@example.org" not in data and b"Zebrafinkenhinweis" not in data, path
+            assert b"+4930999999" not in data, path
