@@ -719,7 +719,7 @@ class _Loader:
             api_base=self.api_base(t, TWILIO_API_BASE),
             poll_interval=t.get_number("poll_interval", 20.0, minimum=0.1),
             default_region=region, allow_plaintext_secrets=allow,
-            webhook_port=t.port("webhook_port", 0) if "webhook_port" in t.data else 0,
+            webhook_port=t.port("webhook_port", 0, off=0),
             webhook_host=t.get_str("webhook_host", "127.0.0.1"),
             webhook_public_url=t.get_str("webhook_public_url", ""))
 
@@ -923,8 +923,9 @@ class _Table:
                                     f"got {value:g}")
         return value
 
-    def port(self, key: str, default: int) -> int:
-        port = self.get_int(key, default, minimum=1)
+    def port(self, key: str, default: int, *, off: int | None = None) -> int:
+        """A TCP port; `off` (e.g. 0) is accepted as "not used"."""
+        port = self.get_int(key, default, minimum=1 if off is None else off)
         if port > 65535:
             raise self.loader.error((*self.where, key), f"expected a port 1-65535, got {port}")
         return port

@@ -245,6 +245,9 @@ ERROR_CASES = {
     "not finite": ('[enrichment]\ntimeout = inf\n', "timeout", "timeout", "got inf"),
     "single table for an array": ('[account]\nname = "x"\n', "[account]", "account",
                                   "expected [[account]] tables, got a table"),
+    "webhook port": ('[[account]]\nname = "t"\ntype = "twilio"\naccount_sid = "AC1"\n'
+                     'auth_token = "env:T"\nsms_from = "+493012345678"\nwebhook_port = 70000\n',
+                     "webhook_port", "webhook_port", "expected a port 1-65535"),
     "twilio without sender": ('[[account]]\nname = "t"\ntype = "twilio"\naccount_sid = "AC1"\n'
                               'auth_token = "env:T"\n', "[[account]]", "[[account]] #1",
                               "sms_from"),
