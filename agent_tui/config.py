@@ -303,6 +303,7 @@ UI_BINDING_IDS: frozenset[str] = frozenset({
     *(f"conversation.take{i}" for i in range(1, 10)),
     *(f"conversation.insert{i}" for i in range(1, 10)),
     "search.back", "search.down", "search.up", "search.open",
+    "attachments.cancel", "attachments.up", "attachments.down",
 })
 # One key as Textual names it ("x", "G", "ctrl+s", "alt+1", "f5", "question_mark") or as the
 # character itself ("?"); several are separated by commas.

@@ -63,6 +63,7 @@ class AgentApp(App[int]):
         self.cold_start_seconds: float | None = None
         self.alerts: list[str] = []     # early warning: "sms: 23 messages in the last hour"
         self.search_hits: list[int] = []    # conversations of the last / search, for n and N
+        self.attachment_directory: str | None = None   # where `w` saved last, offered again
         # The built-in views, then the saved ones ([[ui.view]]); `v` cycles through them.
         self.views: tuple[InboxView, ...] = all_views(config.ui.views)
         # [ui.keymap]: {binding id: keys}, applied by Textual to every screen's bindings.

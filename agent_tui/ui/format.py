@@ -6,7 +6,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from agent_tui.model import Channel, Conversation, Priority
+from agent_tui.model import AttachmentInfo, Channel, Conversation, Priority
 from agent_tui.sanitize import clean_line, clean_text
 
 CHANNEL_LETTER = {Channel.EMAIL: "M", Channel.SMS: "S", Channel.WHATSAPP: "W",
@@ -34,6 +34,26 @@ def waited(since: datetime | None, now: datetime) -> str:
     if minutes < 48 * 60:
         return f"{minutes // 60}h{minutes % 60:02d}"
     return f"{minutes // 1440}d"
+
+
+def human_size(size: int) -> str:
+    """1234567 -> "1.2 MB"; 0 means the provider did not say."""
+    if size <= 0:
+        return "size unknown"
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("KB", "MB"):
+        if value < 999.95:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def attachment_line(a: AttachmentInfo) -> Text:
+    """📎 name · type · size, one line (the name is shown as the store keeps it: sanitised)."""
+    return plain_line(f"📎 {a.name} · {a.content_type or 'unknown type'} · {human_size(a.size)}",
+                      style="cyan")
 
 
 def conversation_cells(c: Conversation, now: datetime, fraction: float) -> tuple[Text, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import textual.constants
 
 from agent_tui.config import Config, parse_config
-from agent_tui.model import Channel, Direction
+from agent_tui.model import AttachmentInfo, Channel, Direction
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import AgentApp
 from connectors.base import InboundMessage
@@ -107,6 +108,14 @@ def make_app(ui_config: Config, ui_store: Store) -> object:
     return make
 
 
+def app_with(ui_config: Config, ui_store: Store, toml: str) -> AgentApp:
+    """The seeded app with a `[ui]` part read from `toml` by the real config loader."""
+    assert ui_config.path is not None
+    ui = parse_config(toml, ui_config.path).ui
+    return AgentApp(dataclasses.replace(ui_config, ui=ui), ui_store, None, clock=lambda: NOW,
+                    load_suggester=False)
+
+
 async def settle(pilot: Any) -> None:
     """Wait until the app's workers are done. A load superseded by a newer one (exclusive
     workers) ends cancelled, which is fine; a worker that crashed fails the test."""
@@ -124,3 +133,45 @@ async def settle(pilot: Any) -> None:
         crashed = [w for w in workers if w.state is WorkerState.ERROR]
         assert not crashed, f"worker crashed: {crashed[0].error!r}"
     await pilot.pause()
+
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8
+PHOTO = b"\xff\xd8\xff\xe0" + b"jpeg" * 700
+
+
+def _mail_with_attachments(number: int, subject: str, minutes_ago: int,
+                           files: list[tuple[bytes, str, str, str]]) -> bytes:
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    mail = EmailMessage()
+    mail["From"] = "Nora Klein <nora@example.org>"
+    mail["To"] = "service@shop.example"
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(NOW - timedelta(minutes=minutes_ago))
+    mail["Message-ID"] = f"<att{number}@example.org>"
+    mail.set_content("Anbei die Unterlagen.\nGruß, Nora")
+    for data, maintype, subtype, name in files:
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes()
+
+
+def seed_attachments(store: Store) -> int:
+    """Two mails of Nora's with attachments (the source kept, as sync keeps it) and a Telegram
+    photo (its bytes are at the provider); returns the conversation of the newer mail."""
+    from connectors.email.mime import parse_message
+
+    store.ingest("shop-mail", [
+        parse_message(_mail_with_attachments(1, "Reklamation", 120,
+                                             [(PDF, "application", "pdf", "Rechnung 10234.pdf")])),
+        parse_message(_mail_with_attachments(2, "Fotos vom Schaden", 15, [
+            (PHOTO, "image", "jpeg", "schaden.jpg"),
+            (PDF, "application", "pdf", "Lieferschein.pdf")])),
+    ], cursor_key="att", cursor=None)
+    store.ingest("shop-telegram", [InboundMessage(
+        channel=Channel.TELEGRAM, provider_id="7:2", direction=Direction.INBOUND, sender="7",
+        sender_name="Sam Telegram", recipients=[], sent_at=NOW - timedelta(minutes=5),
+        subject="", text="Hier das Foto",
+        attachments=[AttachmentInfo("photo-1.jpg", "image/jpeg", 48213, "AgACAgIAAx")])],
+        cursor_key="att", cursor=None)
+    return next(c.id for c in store.list_conversations() if c.subject == "Fotos vom Schaden")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from agent_tui.config import Config
 from agent_tui.store import Store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
 from agent_tui.ui.screens.conversation import ConversationScreen
-from tests.ui.conftest import NOW, settle
+from tests.ui.conftest import NOW, seed_attachments, settle
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -83,3 +84,20 @@ def test_conversation_in_sixteen_colours(snap_compare: Any,
     app.theme = SIXTEEN_COLOUR_THEME
     assert snap_compare(app, terminal_size=(80, 24),
                         run_before=_open("Wo bleibt meine Bestellung?"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_conversation_with_attachments(snap_compare: Any, make_app: Callable[[], AgentApp],
+                                       ui_store: Store, size: tuple[int, int]) -> None:
+    seed_attachments(ui_store)
+    assert snap_compare(make_app(), terminal_size=size, run_before=_open("Fotos vom Schaden"))
+
+
+def test_save_attachments_prompt(snap_compare: Any, make_app: Callable[[], AgentApp],
+                                 ui_store: Store, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "home" / "Downloads").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))      # the default is ~/Downloads
+    seed_attachments(ui_store)
+    assert snap_compare(make_app(), terminal_size=(80, 24),
+                        run_before=_open("Fotos vom Schaden", "w", "down"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 from collections.abc import Callable
 
@@ -15,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.widgets._footer import FooterKey
 
-from agent_tui.config import DEFAULT_THEME, UI_BINDING_IDS, Config, parse_config
+from agent_tui.config import DEFAULT_THEME, UI_BINDING_IDS, Config
 from agent_tui.model import Channel, ConversationStatus
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
@@ -23,7 +22,7 @@ from agent_tui.ui.screens.conversation import ConversationScreen
 from agent_tui.ui.screens.help import HelpScreen
 from agent_tui.ui.screens.inbox import InboxScreen
 from agent_tui.ui.views import BUILT_IN
-from tests.ui.conftest import NOW, chat, settle
+from tests.ui.conftest import NOW, app_with, chat, settle
 
 MakeApp = Callable[[], AgentApp]
 
@@ -84,14 +83,6 @@ name = "vip"
 tag = "vip"
 status = "any"
 """
-
-
-def app_with(ui_config: Config, ui_store: Store, toml: str) -> AgentApp:
-    """The seeded app with a `[ui]` part read from `toml` by the real config loader."""
-    assert ui_config.path is not None
-    ui = parse_config(toml, ui_config.path).ui
-    return AgentApp(dataclasses.replace(ui_config, ui=ui), ui_store, None, clock=lambda: NOW,
-                    load_suggester=False)
 
 
 async def test_v_reaches_the_saved_views_after_the_built_in_ones(ui_config: Config,
@@ -284,6 +275,7 @@ async def test_a_keymap_clash_is_reported_once(ui_config: Config, ui_store: Stor
 
 def test_every_binding_of_the_ui_has_an_id_the_config_knows() -> None:
     """[ui.keymap] ids are checked by the config without importing the UI: keep both in step."""
+    import agent_tui.ui.screens.attachments
     import agent_tui.ui.screens.conversation
     import agent_tui.ui.screens.help
     import agent_tui.ui.screens.inbox
@@ -299,7 +291,7 @@ def test_every_binding_of_the_ui_has_an_id_the_config_knows() -> None:
             ids.extend(b.id for b in cls.__dict__.get("BINDINGS", []) if isinstance(b, Binding))
     assert None not in ids, "every binding needs an id (for [ui.keymap])"
     assert len(ids) == len(set(ids)), "binding ids must be unique"
-    assert set(ids) <= UI_BINDING_IDS
+    assert set(ids) == UI_BINDING_IDS
 
 
 class EngineStandIn:

@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -14,9 +15,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from agent_tui.engine.attachments import SavedAttachment, save_attachments
 from agent_tui.engine.replies import last_inbound, queue_reply
 from agent_tui.engine.suggestions import RenderedSuggestion, suggest_for
 from agent_tui.errors import AgentTuiError
@@ -32,6 +35,7 @@ from agent_tui.ui.widgets.timeline import MessageTimeline
 if TYPE_CHECKING:
     from agent_tui.ui.app import AgentApp
 
+SAVE_KEY, SAVE_ID = "w", "conversation.save_attachments"
 REPLY_LEASE_SECONDS = 300     # "Mia is replying"; expires by itself when an instance dies
 
 
@@ -57,6 +61,22 @@ def reply_targets(conversation: Conversation, messages: list[Message], contact: 
     return targets
 
 
+def save_report(saved: list[SavedAttachment], directory: str) -> tuple[str, SeverityLevel]:
+    """The notification after `w`: where each file went, and why any was not saved."""
+    written = [s.path for s in saved if s.path is not None]
+    lines = []
+    if written:
+        lines.append(f"Saved {len(written)} file{'s' if len(written) > 1 else ''} "
+                     f"to {written[0].parent}:")
+        lines.extend(f"  {path.name}" for path in written)
+    failed = [s for s in saved if s.path is None]
+    if failed:
+        lines.append(f"Not saved{' to ' + directory if not written else ''}:")
+        lines.extend(f"  {s.attachment.name}: {s.problem}" for s in failed)
+    severity: SeverityLevel = "information" if not failed else "warning" if written else "error"
+    return "\n".join(lines), severity
+
+
 class ConversationScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="conversation.back"),
@@ -69,6 +89,8 @@ class ConversationScreen(Screen[None]):
         Binding("m", "merge", "Merge contact", id="conversation.merge"),
         Binding("z", "toggle_quotes", "Quotes", id="conversation.quotes"),
         Binding("i", "next_identity", "Reply via", show=False, id="conversation.identity"),
+        # Shown in the footer only when some message here has attachments.
+        Binding(SAVE_KEY, "save_attachments", "Save attachments", id=SAVE_ID),
         # Not a priority binding: "1 ctrl+s" typed quickly must run in that order.
         Binding("ctrl+s", "send", "Send", id="conversation.send"),
         Binding("ctrl+e", "editor", "$EDITOR", priority=True, id="conversation.editor"),
@@ -84,6 +106,7 @@ class ConversationScreen(Screen[None]):
         self.start_reply = reply
         self.conversation: Conversation | None = None
         self.messages: list[Message] = []
+        self.history: list[Message] = []        # the contact's messages across conversations
         self.suggestions: list[RenderedSuggestion] = []
         self.targets: list[ReplyTarget] = []
         self._target_index = 0
@@ -166,6 +189,10 @@ class ConversationScreen(Screen[None]):
             # Written only when it changes: an unchanged store spares the inbox a reload.
             self.agent_app.run_blocking(lambda: self.agent_app.store.mark_read(conversation.id))
         self.conversation, self.messages, self.suggestions = conversation, messages, suggestions
+        had_attachments = bool(self.with_attachments())
+        self.history = history
+        if had_attachments != bool(self.with_attachments()):
+            self.refresh_bindings()         # w comes into (or leaves) the footer
         # A reload keeps the identity chosen with `i` if it is still there.
         chosen = self.targets[self._target_index] if self.targets else None
         self.targets = targets
@@ -198,6 +225,10 @@ class ConversationScreen(Screen[None]):
             text.append_text(plain_line(f" · {c.assignee}"))
         if c.tags:
             text.append_text(plain_line(" · " + ", ".join(c.tags)))
+        files = sum(len(m.attachments) for m in self.history)
+        if files:
+            key = self.agent_app.keymap.get(SAVE_ID, SAVE_KEY).split(",")[0]
+            text.append(f" · 📎 {files} ({key} saves)")
         text.append("\n ")
         text.append_text(plain_line(c.subject or "(no subject)", style="italic"))
         if earlier:
@@ -340,6 +371,50 @@ class ConversationScreen(Screen[None]):
             self._close_composer()
             return
         self.dismiss()
+
+    # --- attachments ----------------------------------------------------------------------
+
+    def with_attachments(self) -> list[Message]:
+        """The messages shown here that have attachments, newest first."""
+        return [m for m in reversed(self.history) if m.attachments]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save_attachments":
+            return bool(self.with_attachments())
+        return True
+
+    def action_save_attachments(self) -> None:
+        """w: choose the message (the newest first) and a directory; saving never overwrites."""
+        from agent_tui.ui.screens.attachments import SaveAttachmentsScreen, default_directory
+
+        messages = self.with_attachments()
+        if not messages:
+            self.notify("No attachments in this conversation", timeout=2)
+            return
+        app = self.agent_app
+
+        def done(answer: tuple[Message, str] | None) -> None:
+            if answer is not None:
+                message, directory = answer
+                app.attachment_directory = directory
+                self._save_attachments(app, message, directory)
+
+        app.push_screen(SaveAttachmentsScreen(
+            messages, app.attachment_directory or default_directory()), done)
+
+    @work(thread=True, group="save-attachments")
+    def _save_attachments(self, app: AgentApp, message: Message, directory: str) -> None:
+        """Reads the mail source and writes files: off the UI thread. The report goes to the app,
+        so it is shown even if this screen was closed meanwhile."""
+        try:
+            saved = save_attachments(app.reads, message, directory)
+        except OSError as exc:
+            app.deliver(partial(app.notify, f"Cannot save to {directory}: "
+                                f"{exc.strerror or exc}", severity="error", markup=False))
+            return
+        report, severity = save_report(saved, directory)
+        app.deliver(partial(app.notify, report, title="Attachments", severity=severity,
+                            markup=False, timeout=8))
 
     def action_toggle_quotes(self) -> None:
         self.show_quotes = not self.show_quotes

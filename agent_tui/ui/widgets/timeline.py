@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from agent_tui.model import Direction, Message, Note
-from agent_tui.ui.format import CHANNEL_LETTER, plain, plain_line
+from agent_tui.ui.format import CHANNEL_LETTER, attachment_line, plain, plain_line
 
 QUOTE_FOLD_LINES = 3
 
@@ -51,8 +51,7 @@ def message_block(m: Message, conversation_id: int, *, show_quotes: bool) -> Tex
     block = Text.assemble(head, "\n", plain(body.rstrip() or "(no text)"))
     for a in m.attachments:
         block.append("\n")
-        block.append_text(plain_line(f"📎 {a.name} ({a.content_type}, {a.size} bytes)",
-                                     style="cyan"))
+        block.append_text(attachment_line(a))
     if m.defects:
         block.append("\n")
         block.append_text(plain_line("defects: " + "; ".join(m.defects[:3]), style="dim"))

@@ -1,0 +1,100 @@
+"""Saving a message's attachments to a directory: names made safe, nothing ever overwritten
+(DESIGN.md invariant 4).
+
+The store keeps each attachment's name, type, size and `ref`, not its bytes. A mail's bytes come
+from its source, which the store keeps (`get_raw`), through the MIME code that listed the parts.
+SMS, WhatsApp and Telegram media live at the provider (`ref` is a Twilio media URL or a Telegram
+file_id); fetching them needs the account's running connector, which is not reachable from here,
+so those are reported as not saved, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_tui.model import AttachmentInfo, Channel, Message
+from agent_tui.sanitize import safe_filename
+from agent_tui.store.base import StoreBackend
+
+MAX_COPIES = 10_000     # "name (9999).pdf" is the last try; a directory that full is a mistake
+
+
+@dataclass(frozen=True, slots=True)
+class SavedAttachment:
+    attachment: AttachmentInfo
+    path: Path | None           # where it was written; None if it was not
+    problem: str = ""           # why not
+
+
+def attachment_bytes_of(store: StoreBackend, message: Message,
+                        attachment: AttachmentInfo) -> bytes:
+    """The attachment's decoded bytes. LookupError (with a reason for the user) if the store
+    cannot give them."""
+    if message.channel is not Channel.EMAIL:
+        raise LookupError(f"{message.channel} media are kept by the provider; saving them "
+                          "is not supported yet")
+    raw = store.get_raw(message.id)
+    if raw is None:
+        raise LookupError("the mail's source is not in the store")
+    if not attachment.ref:
+        raise LookupError("the mail lists no MIME part for it")
+    from connectors.email.mime import attachment_bytes
+
+    return attachment_bytes(raw, attachment.ref)
+
+
+def candidate_paths(directory: Path, name: str) -> Iterator[Path]:
+    """`directory/name` made safe, then `name (1).ext`, `name (2).ext`... ("a.tar.gz" becomes
+    "a (1).tar.gz")."""
+    safe = safe_filename(name)
+    suffixes = Path(safe).suffixes
+    suffix = "".join(suffixes[-2:]) if suffixes[-2:-1] == [".tar"] else "".join(suffixes[-1:])
+    stem = safe[: len(safe) - len(suffix)] if suffix else safe
+    yield directory / safe
+    for n in range(1, MAX_COPIES):
+        yield directory / f"{stem} ({n}){suffix}"
+
+
+def write_new(directory: Path, name: str, data: bytes) -> Path:
+    """Write `data` to a file in `directory` that did not exist before, and return its path.
+
+    O_EXCL makes creating the file and checking that it is new one step, so neither another
+    process nor a symlink planted in the directory can make this overwrite anything."""
+    for path in candidate_paths(directory, name):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return path
+    raise FileExistsError(f"{directory}: {MAX_COPIES} files named like {name!r} already")
+
+
+def save_attachments(store: StoreBackend, message: Message,
+                     directory: str | os.PathLike[str]) -> list[SavedAttachment]:
+    """Save every attachment of `message` into `directory` (created if missing; `~` expands).
+
+    Raises OSError if the directory cannot be made; a problem with one attachment is reported
+    in its SavedAttachment and does not stop the others."""
+    target = Path(directory).expanduser()
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not target.is_dir():
+        raise NotADirectoryError(f"{target} is not a directory")
+    saved: list[SavedAttachment] = []
+    for attachment in message.attachments:
+        try:
+            data = attachment_bytes_of(store, message, attachment)
+        except LookupError as exc:
+            saved.append(SavedAttachment(attachment, None, str(exc)))
+            continue
+        try:
+            path = write_new(target, attachment.name, data)
+        except OSError as exc:
+            saved.append(SavedAttachment(attachment, None, exc.strerror or str(exc)))
+            continue
+        saved.append(SavedAttachment(attachment, path))
+    return saved
