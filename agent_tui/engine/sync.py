@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_tui.engine.contacts import DEFAULT_REGION, propose_merges
 from agent_tui.store import Store
 from connectors.base import AuthError, ConflictError, Connector, ConnectorError
 
@@ -72,7 +73,8 @@ Enricher = Callable[[list[int]], Awaitable[int]]
 
 async def sync_account(store: Store, connector: Connector, account: str, *,
                        progress: Progress | None = None,
-                       enrich: Enricher | None = None) -> SyncResult:
+                       enrich: Enricher | None = None,
+                       region: str = DEFAULT_REGION) -> SyncResult:
     """Fetch everything new for one account and store it batch by batch."""
     result = SyncResult(account)
     started = time.monotonic()
@@ -96,6 +98,7 @@ async def sync_account(store: Store, connector: Connector, account: str, *,
             if batch.read_elsewhere:
                 store.mark_read_elsewhere(account, batch.read_elsewhere)
             store.renew_lease(lease, holder, FETCH_LEASE_SECONDS)
+            propose_merges(store, outcome.new_message_ids, region=region)   # never merges
             if enrich is not None and outcome.new_message_ids:
                 await enrich(outcome.new_message_ids)
             if progress:

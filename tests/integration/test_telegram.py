@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 
 from agent_tui.demo.fakes.telegram_server import FakeTelegram
+from agent_tui.engine.contacts import propose_merges
 from agent_tui.engine.outbox import OutboxSender
 from agent_tui.engine.replies import queue_reply
+from agent_tui.engine.sync import sync_account
 from agent_tui.model import Channel, Direction, OutboxState
 from agent_tui.store import Store, open_store
 from connectors.base import (
     AuthError,
     ConflictError,
     FetchBatch,
+    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,
@@ -107,6 +110,13 @@ def stored_texts(store: Store) -> list[str]:
     return [m.text for c in store.list_conversations() for m in store.get_messages(c.id)]
 
 
+def sms_from(number: str, provider_id: str = "SM1") -> InboundMessage:
+    return InboundMessage(channel=Channel.SMS, provider_id=provider_id,
+                          direction=Direction.INBOUND, sender=number, sender_name="",
+                          recipients=["+493012345678"], sent_at=datetime(2026, 11, 20, tzinfo=UTC),
+                          subject="", text="Hallo")
+
+
 def outbound(text: str, to: str = "42", in_reply_to: str = "") -> OutboundMessage:
     return OutboundMessage(channel=Channel.TELEGRAM, to=to, text=text, idempotency_key="k1",
                            in_reply_to=in_reply_to)
@@ -175,6 +185,44 @@ async def test_kinds_of_messages(fake: FakeTelegram, connector_for: ConnectorFac
     assert await connector.fetch_attachment(voice.attachments[0].ref) == b"OggS-voice"
     assert contact.extra["shared_phone"] == "+491701234567"
     assert "+491701234567" in contact.text
+
+
+async def test_shared_phone_proposes_a_merge_with_the_sms_contact(
+        fake: FakeTelegram, connector_for: ConnectorFactory, store: Store) -> None:
+    """Through the real connector and the engine's sync: a shared own number proposes, a card of
+    someone else does not, and nothing is merged."""
+    store.ingest("shop-sms", [sms_from("+491701234567"), sms_from("+491709999999", "SM2")],
+                 cursor_key="main", cursor=None)
+    fake.add_text(42, "Kim", "Hallo, hier meine Nummer")
+    fake.add_contact(42, "491701234567", first_name="Kim")
+    fake.add_contact(42, "+49 170 9999999", first_name="Kim", card_name="Oma")
+    result = await sync_account(store, connector_for(), ACCOUNT)
+    assert result.ok and result.new == 3
+    kim = store.find_contact("42")
+    sms_contact = store.find_contact("+491701234567")
+    assert kim is not None and sms_contact is not None and kim != sms_contact
+    [proposal] = store.merge_proposals()
+    assert {proposal.contact_a, proposal.contact_b} == {kim, sms_contact}
+    assert proposal.reason == "Telegram user shared phone +491701234567"
+    shared = store.get_message(proposal.message_id or 0)
+    assert shared.sender == "42" and "+491701234567" in shared.text
+    texts = stored_texts(store)
+    assert any("Oma" in t and "+491709999999" in t for t in texts)
+    assert [i.kind for i in store.get_contact(kim).identities] == ["telegram"]
+
+
+async def test_sms_after_a_shared_phone_proposes_the_merge(
+        fake: FakeTelegram, connector_for: ConnectorFactory, store: Store) -> None:
+    fake.add_contact(77, "4915112345678", first_name="Jo")
+    await sync_account(store, connector_for(), ACCOUNT)
+    assert store.merge_proposals() == []
+    later = store.ingest("shop-sms", [sms_from("+4915112345678")], cursor_key="main",
+                         cursor=None)
+    assert propose_merges(store, later.new_message_ids) == 1
+    [proposal] = store.merge_proposals()
+    assert proposal.reason.startswith("Telegram user shared phone +4915112345678")
+    assert {proposal.contact_a, proposal.contact_b} == {store.find_contact("77"),
+                                                        store.find_contact("+4915112345678")}
 
 
 async def test_edited_message_updates_the_stored_text(

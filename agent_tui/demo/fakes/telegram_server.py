@@ -169,11 +169,14 @@ class FakeTelegram:
         return self._add_message(user_id, first_name, username, None, None, content)
 
     def add_contact(self, user_id: int, phone_number: str, first_name: str = "Kunde",
-                    username: str | None = None) -> int:
-        """The customer shares their own phone number (Telegram's "share contact" button)."""
-        content = {"contact": {"phone_number": phone_number, "first_name": first_name,
-                               "user_id": user_id}}
-        return self._add_message(user_id, first_name, username, None, None, content)
+                    username: str | None = None, *, card_name: str | None = None) -> int:
+        """The customer shares their own phone number (Telegram's "share contact" button), or
+        with `card_name` the card of someone from their phone book (no Telegram user id)."""
+        card: dict[str, Any] = {"phone_number": phone_number,
+                                "first_name": card_name or first_name}
+        if card_name is None:
+            card["user_id"] = user_id
+        return self._add_message(user_id, first_name, username, None, None, {"contact": card})
 
     def add_edit(self, chat_id: int, message_id: int, new_text: str) -> None:
         """The customer edits a message they sent earlier."""
