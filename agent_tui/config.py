@@ -21,6 +21,7 @@ import stat
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeAlias, TypeVar
@@ -116,6 +117,7 @@ class AutomationConfig:
     business_hours: str | None = None
     timezone: str | None = None    # None: the host's local time zone
     after_hours_entry: str | None = None
+    holidays: tuple[date, ...] = ()  # closed all day: no SLA clock, after-hours notices
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +270,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "store": frozenset({"path"}),
     "knowledge": frozenset({"path"}),
     "automation": frozenset({"auto_reply", "min_score", "window_hours", "business_hours",
-                             "timezone", "after_hours_entry"}),
+                             "timezone", "after_hours_entry", "holidays"}),
     "rule": frozenset({"name", "match", "actions"}),
     "account.email": frozenset({"name", "type", "address", "username", "password", "imap_host",
                                 "imap_port", "imap_tls", "smtp_host", "smtp_port", "smtp_tls",
@@ -469,6 +471,19 @@ _T = TypeVar("_T")
 _MISSING: Any = object()
 
 
+def _as_date(item: Any) -> date | None:
+    if isinstance(item, datetime):
+        return None                 # a time of day is not a holiday
+    if isinstance(item, date):
+        return item
+    if isinstance(item, str):
+        try:
+            return date.fromisoformat(item)
+        except ValueError:
+            return None
+    return None
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -603,6 +618,7 @@ class _Loader:
             business_hours=t.get_str("business_hours", None),
             timezone=timezone,
             after_hours_entry=t.get_str("after_hours_entry", None),
+            holidays=tuple(t.date_list("holidays")),
         )
 
     def check_timezone(self, t: _Table, name: str) -> None:
@@ -944,6 +960,17 @@ class _Table:
                 raise self.loader.error((*self.where, key),
                                         f"expected an array of strings, found {_describe(item)}")
         return value
+
+    def date_list(self, key: str) -> list[date]:
+        """Days as TOML dates (2026-12-24) or ISO strings ("2026-12-24")."""
+        days = []
+        for item in self._get(key, [], (list,), "an array of dates"):
+            day = _as_date(item)
+            if day is None:
+                raise self.loader.error((*self.where, key),
+                                        f"expected dates like 2026-12-24, got {_describe(item)}")
+            days.append(day)
+        return days
 
     def table(self, key: str) -> _Table:
         value: dict[str, Any] = self._get(key, {}, (dict,), "a table")

@@ -7,10 +7,12 @@ while the shop is open).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent_tui.config import AutomationConfig
 from agent_tui.errors import ConfigError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,9 +34,18 @@ class Span:
 class BusinessHours:
     spans: tuple[Span, ...]
     zone: tzinfo
+    holidays: frozenset[date] = frozenset()     # closed all day (local dates)
 
     @classmethod
-    def parse(cls, text: str, timezone: str | None = None) -> BusinessHours:
+    def from_config(cls, automation: AutomationConfig) -> BusinessHours | None:
+        """The `[automation]` hours, or None when none are configured (always open)."""
+        if not automation.business_hours:
+            return None
+        return cls.parse(automation.business_hours, automation.timezone, automation.holidays)
+
+    @classmethod
+    def parse(cls, text: str, timezone: str | None = None,
+              holidays: Iterable[date] = ()) -> BusinessHours:
         """Parse the config value; a bad one raises ConfigError naming the key."""
         spans = []
         for part in text.split(","):
@@ -65,10 +76,12 @@ class BusinessHours:
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {timezone!r}",
                               key="automation.timezone") from None
-        return cls(tuple(spans), zone)
+        return cls(tuple(spans), zone, frozenset(holidays))
 
     def is_open(self, when: datetime) -> bool:
         local = when.astimezone(self.zone)
+        if local.date() in self.holidays:
+            return False
         t = local.time()
         return any(local.weekday() in s.days and s.start <= t < s.end for s in self.spans)
 
@@ -80,7 +93,7 @@ class BusinessHours:
         day = start.astimezone(self.zone).date()
         last = end.astimezone(self.zone).date()
         while day <= last:
-            for span in self.spans:
+            for span in () if day in self.holidays else self.spans:
                 if day.weekday() not in span.days:
                     continue
                 opens = datetime.combine(day, span.start, self.zone)

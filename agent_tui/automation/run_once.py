@@ -145,8 +145,7 @@ class Automation:
         self.now = now
         self.dry_run = dry_run
         auto = config.automation
-        self.hours = (BusinessHours.parse(auto.business_hours, auto.timezone)
-                      if auto.business_hours else None)
+        self.hours = BusinessHours.from_config(auto)
         self.window = timedelta(hours=auto.window_hours)
         self.own_addresses = {account_address(a).lower() for a in config.accounts}
         self.kb = load_knowledge(config.knowledge.path) if suggester is not None else None

@@ -36,9 +36,7 @@ def cmd_stats(config: Config, since: str, as_json: bool, stdout: TextIO,
     start = parse_since(since, now)
     if config.store.is_postgres:
         raise UsageError("stats: the PostgreSQL store is not available yet")
-    auto = config.automation
-    hours = BusinessHours.parse(auto.business_hours, auto.timezone) if auto.business_hours \
-        else None
+    hours = BusinessHours.from_config(config.automation)
     db = open_readonly(config.store.path)
     try:
         stats = compute_stats(db, start, now, config.sla, hours)

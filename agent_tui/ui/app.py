@@ -72,9 +72,7 @@ class AgentApp(App[int]):
         if self.keymap:
             self.set_keymap(self.keymap)
         try:
-            auto = config.automation
-            self.business_hours = (BusinessHours.parse(auto.business_hours, auto.timezone)
-                                   if auto.business_hours else None)
+            self.business_hours = BusinessHours.from_config(config.automation)
         except AgentTuiError:
             self.business_hours = None
         if self.config.ui.theme and self.config.ui.theme in self.available_themes:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.automation.safety import refusal_reason
+from agent_tui.config import parse_config
 from agent_tui.errors import ConfigError
 from agent_tui.model import AutoFlags, Channel
 
@@ -64,6 +66,22 @@ def test_business_hours_across_a_weekend() -> None:
     start = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
     end = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     assert hours.open_seconds_between(start, end) == 6 * 3600
+
+
+def test_holidays_are_closed_all_day(tmp_path: Path) -> None:
+    path = tmp_path / "agent-tui.toml"
+    config = parse_config('[automation]\nbusiness_hours = "Mon-Fri 09:00-18:00"\n'
+                          'timezone = "Europe/Berlin"\n'
+                          'holidays = [2026-12-24, "2026-12-25"]\n', path)
+    hours = BusinessHours.from_config(config.automation)
+    assert hours is not None
+    assert not hours.is_open(datetime(2026, 12, 24, 10, 0, tzinfo=UTC))      # Thursday
+    assert hours.is_open(datetime(2026, 12, 23, 10, 0, tzinfo=UTC))
+    # Wed 17:00 Berlin -> Mon 28 Dec 10:00 Berlin: 1 h Wednesday, two holidays, 1 h Monday.
+    assert hours.open_seconds_between(datetime(2026, 12, 23, 16, 0, tzinfo=UTC),
+                                      datetime(2026, 12, 28, 9, 0, tzinfo=UTC)) == 2 * 3600
+    with pytest.raises(ConfigError, match=r"holidays.*expected dates like 2026-12-24"):
+        parse_config('[automation]\nholidays = ["24.12.2026"]\n', path)
 
 
 def test_opening_time_counts_real_seconds_across_a_dst_change() -> None:
