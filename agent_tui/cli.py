@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="SERVICE/USER, or NAME for service agent-tui")
     p.set_defaults(handler=_cmd_secret)
 
-    p = sub.add_parser("contact", help="merge, split, export or erase a customer")
+    p = sub.add_parser("contact", help="merge, split, export or erase a customer; proposed merges")
     csub = p.add_subparsers(dest="contact_command", metavar="ACTION", required=True,
                             parser_class=_Parser)
     cp = csub.add_parser("show", help="a contact with identities and conversations")
@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("contact_id", type=int, metavar="CONTACT")
     cp.add_argument("other_id", type=int, metavar="OTHER")
     cp.set_defaults(handler=_cmd_contact_merge)
+    cp = csub.add_parser("proposals", help="proposed merges waiting for a person to decide")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(handler=_cmd_contact_proposals)
+    cp = csub.add_parser("reject", help="CONTACT and OTHER are two customers: never propose them")
+    cp.add_argument("contact_id", type=int, metavar="CONTACT")
+    cp.add_argument("other_id", type=int, metavar="OTHER")
+    cp.set_defaults(handler=_cmd_contact_reject)
     cp = csub.add_parser("split", help="move one identity to a new contact")
     cp.add_argument("contact_id", type=int, metavar="CONTACT")
     cp.add_argument("kind", choices=["email", "phone", "telegram"])
@@ -397,8 +404,43 @@ def _cmd_contact_show(args: argparse.Namespace) -> int:
 
 def _cmd_contact_merge(args: argparse.Namespace) -> int:
     store = _store(_config(args))
+    pair = {args.contact_id, args.other_id}
+    proposed = [p for p in store.merge_proposals(contact_id=args.contact_id)
+                if {p.contact_a, p.contact_b} == pair]
     store.merge_contacts(args.contact_id, args.other_id)
-    print(f"contact {args.other_id} merged into {args.contact_id}")
+    accepted = f" (proposal #{proposed[0].id} accepted)" if proposed else ""
+    print(f"contact {args.other_id} merged into {args.contact_id}{accepted}")
+    return 0
+
+
+def _cmd_contact_proposals(args: argparse.Namespace) -> int:
+    from agent_tui import views
+
+    store = _store(_config(args))
+    shown = []
+    for proposal in store.merge_proposals():
+        contacts = [store.get_contact(proposal.contact_a)]
+        if proposal.contact_b is not None:
+            contacts.append(store.get_contact(proposal.contact_b))
+        # The message column is cleared when its message is deleted, so it always resolves.
+        conversation_id = (store.get_message(proposal.message_id).conversation_id
+                           if proposal.message_id is not None else None)
+        shown.append((proposal, contacts, conversation_id))
+    if args.json:
+        _print_json({"format": JSON_FORMAT,
+                     "proposals": [views.proposal_json(*item) for item in shown]})
+    elif not shown:
+        print("no proposed merges")
+    else:
+        print("\n\n".join(views.proposal_text(*item) for item in shown))
+    return 0
+
+
+def _cmd_contact_reject(args: argparse.Namespace) -> int:
+    store = _store(_config(args))
+    store.reject_merge(args.contact_id, args.other_id)
+    print(f"contacts {args.contact_id} and {args.other_id} stay two customers; "
+          "this pair is not proposed again")
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from agent_tui.model import Contact, Conversation, Message, Note
 from agent_tui.sanitize import clean_line, clean_text
-from agent_tui.store.base import OutboxRow
+from agent_tui.store.base import MergeProposal, OutboxRow
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -126,3 +126,32 @@ def outbox_line(row: OutboxRow) -> str:
     text = clean_line(str(row.payload.get("text", "")))[:40]
     line = f"{row.id:>5}  {row.state:<9} #{row.conversation_id} {row.account} -> {to}: {text}"
     return f"{line}  ({clean_line(row.last_error)})" if row.last_error else line
+
+
+def proposal_json(p: MergeProposal, contacts: list[Contact],
+                  conversation_id: int | None = None) -> dict[str, Any]:
+    """A proposed merge with both contacts (`contacts`: the ones it names, lower id first) and
+    the conversation of the message that showed it, when that still exists."""
+    return {"id": p.id, "state": p.state, "reason": p.reason,
+            "contacts": [contact_json(c) for c in contacts],
+            "message_id": p.message_id, "conversation_id": conversation_id,
+            "created_at": _iso(p.created_at), "resolved_at": _iso(p.resolved_at)}
+
+
+def _contact_label(c: Contact) -> str:
+    addresses = ", ".join(f"{i.kind} {i.address}" for i in c.identities)
+    name = c.display_name.strip()
+    return clean_line(f"{name} · {addresses}" if name else addresses)
+
+
+def proposal_text(p: MergeProposal, contacts: list[Contact],
+                  conversation_id: int | None = None) -> str:
+    """A few lines for a terminal: the reason, both contacts, and the two commands."""
+    lines = [f"#{p.id}  {_when(p.created_at)}  {clean_line(p.reason)}"
+             + (f"  (conversation {conversation_id})" if conversation_id else "")]
+    lines.extend(f"   {c.id:>6}  {_contact_label(c)}" for c in contacts)
+    if len(contacts) == 2:
+        a, b = contacts[0].id, contacts[1].id
+        lines.append(f"   accept: agent-tui contact merge {a} {b}    "
+                     f"reject: agent-tui contact reject {a} {b}")
+    return "\n".join(lines)
