@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_tui.config import Account, Config, EmailAccount, TelegramAccount, TwilioAccount
+from agent_tui.engine.contacts import propose_merges
 from agent_tui.engine.enrich import enrich_messages
 from agent_tui.engine.outbox import FlushResult, OutboxSender
 from agent_tui.engine.replies import ReplyResult, queue_reply
@@ -127,7 +128,8 @@ async def sync_once(config: Config, store: Store, *, only: str | None = None,
     try:
         results = list(await asyncio.gather(*(
             sync_account(store, connector, name, progress=show,
-                         enrich=enricher_for(config, store))
+                         enrich=enricher_for(config, store),
+                         region=config.agent.default_region)
             for name, connector in connectors.by_account.items())))
     finally:
         await connectors.close()
@@ -222,13 +224,16 @@ class Engine:
                                     cursor=None)
         if outcome.new_message_ids:
             await enricher_for(self.config, self.store)(outcome.new_message_ids)
+            propose_merges(self.store, outcome.new_message_ids,
+                           region=self.config.agent.default_region)
             self.wake_outbox()
 
     async def _account_loop(self, name: str, connector: Connector) -> None:
         while True:
             self._states[name] = "syncing"
             result = await sync_account(self.store, connector, name,
-                                        enrich=enricher_for(self.config, self.store))
+                                        enrich=enricher_for(self.config, self.store),
+                                        region=self.config.agent.default_region)
             if result.error_kind == "auth":
                 self._states[name] = f"auth error: {result.error}"
             elif result.error_kind == "busy":
