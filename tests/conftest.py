@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +30,73 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         missing(f"shared data not found at {SHARED_DATA} (CI has it beside the checkout)")
     return SHARED_DATA
+
+
+# --- PostgreSQL (tests/fakes/postgres.py): one cluster per session, a fresh database per test ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A private PostgreSQL cluster on loopback, or a skip (a failure under
+    REQUIRE_INTEGRATION=1) when psycopg or the server binaries are missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg is not installed (pip install -e '.[postgres]')")
+    from tests.fakes.postgres import PostgresServer
+
+    if PostgresServer.binaries() is None:
+        missing("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
+    server = PostgresServer()
+    try:
+        server.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        server.close()
+        missing(f"PostgreSQL did not start: {exc}")
+    yield server
+    server.close()
+
+
+def _migrated(url: str) -> None:
+    from agent_tui.store.postgres import PostgresStore
+
+    PostgresStore(url).close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh database with the current schema (copied from a template made once)."""
+    template = postgres_server.template("agent_tui_template", _migrated)
+    url: str = postgres_server.create_database(template=template)
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh database without any table."""
+    url: str = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The store on each backend: a SQLite file, then a fresh PostgreSQL database."""
+    from agent_tui.store import open_store
+
+    if request.param == "sqlite":
+        store = open_store(tmp_path / "data" / "agent.db")
+    else:
+        store = open_store(request.getfixturevalue("postgres_url"))
+    yield store
+    store.close()
+
+
+def store_sql(store: Any, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+    """Run raw SQL (with `?` placeholders) on either backend's connection, for tests that
+    reach behind the API (age a lease, fake a crashed sender)."""
+    if type(store).__name__ == "PostgresStore":
+        cursor = store._db.execute(statement.replace("?", "%s").encode(), params)
+        return list(cursor.fetchall()) if cursor.description else []
+    return list(store._db.execute(statement, params).fetchall())

@@ -37,7 +37,7 @@ from agent_tui.knowledge.loader import load_knowledge
 from agent_tui.knowledge.render import render
 from agent_tui.knowledge.suggest import Suggester
 from agent_tui.model import Message
-from agent_tui.store import Store, open_store
+from agent_tui.store import StoreBackend, open_store
 
 # Messages older than this when automation first sees them get no automatic answer: turning
 # auto_reply on must not answer last month's mail.
@@ -136,7 +136,7 @@ def run_lock(path: Path) -> Iterator[bool]:
 class Automation:
     """Decides for each new inbound message: rules, then perhaps an automatic reply."""
 
-    def __init__(self, config: Config, store: Store, suggester: Suggester | None, *,
+    def __init__(self, config: Config, store: StoreBackend, suggester: Suggester | None, *,
                  now: datetime, dry_run: bool) -> None:
         validate_rules(config.rules)
         self.config = config
@@ -262,7 +262,7 @@ class Automation:
             self.store.set_status(conversation_id, ConversationStatus.CLOSED)
 
 
-async def run_once(config: Config, store: Store, *, dry_run: bool,
+async def run_once(config: Config, store: StoreBackend, *, dry_run: bool,
                    now: datetime | None = None) -> RunReport:
     report = RunReport(dry_run=dry_run)
     if not dry_run:

@@ -15,7 +15,7 @@ from agent_tui.config import EnrichmentConfig
 from agent_tui.insight.urgency import assess
 from agent_tui.knowledge.enrichment import DEFAULT_ORDER_REGEX, run_enrichers
 from agent_tui.model import Direction, Priority
-from agent_tui.store import Store
+from agent_tui.store import StoreBackend
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def configured(config: EnrichmentConfig) -> bool:
     return bool(config.order_regex or config.command or config.url)
 
 
-async def enrich_messages(store: Store, config: EnrichmentConfig,
+async def enrich_messages(store: StoreBackend, config: EnrichmentConfig,
                           message_ids: list[int]) -> int:
     """Enrich the conversations of these new messages; returns how many got fields."""
     enriched = 0

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent_tui.errors import UsageError
 from agent_tui.model import Channel, Direction, OutboxState
-from agent_tui.store import OutboxRow, Store
+from agent_tui.store import OutboxRow, StoreBackend
 from connectors.base import (
     AuthError,
     Connector,
@@ -100,7 +100,7 @@ class FlushResult:
 class OutboxSender:
     """Flushes the outbox through the configured connectors."""
 
-    def __init__(self, store: Store, connectors: Mapping[str, Connector],
+    def __init__(self, store: StoreBackend, connectors: Mapping[str, Connector],
                  addresses: Mapping[str, str], *, clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.connectors = connectors

@@ -14,7 +14,7 @@ from agent_tui.config import Config
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.model import Channel
 from agent_tui.sanitize import safe_filename
-from agent_tui.store import Store
+from agent_tui.store import StoreBackend
 from connectors.base import ConnectorError
 
 
@@ -33,7 +33,7 @@ def _unique(directory: Path, name: str) -> Path:
     return candidate
 
 
-def export_contact(store: Store, contact_id: int, out: Path) -> dict[str, Any]:
+def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str, Any]:
     """Write contact.json, summary.txt and the original mail attachments into `out`."""
     from connectors.email.mime import attachment_bytes
 
@@ -93,7 +93,7 @@ def export_contact(store: Store, contact_id: int, out: Path) -> dict[str, Any]:
             "messages": message_count, "attachments": attachment_count}
 
 
-async def delete_contact_remotely(config: Config, store: Store, contact_id: int, *,
+async def delete_contact_remotely(config: Config, store: StoreBackend, contact_id: int, *,
                                   dry_run: bool = False) -> dict[str, int]:
     """`contact erase --also-remote`: delete the person's mail on each account's IMAP server
     before the store forgets which messages were theirs. Returns the copies found per account;

@@ -12,7 +12,7 @@ from typing import Any
 
 from agent_tui.errors import UsageError
 from agent_tui.model import Channel, Direction, Message
-from agent_tui.store import Store
+from agent_tui.store import StoreBackend
 
 
 def last_inbound(messages: list[Message]) -> Message | None:
@@ -22,7 +22,7 @@ def last_inbound(messages: list[Message]) -> Message | None:
     return None
 
 
-def queue_reply(store: Store, conversation_id: int, text: str, *, author: str,
+def queue_reply(store: StoreBackend, conversation_id: int, text: str, *, author: str,
                 to: str | None = None, automatic: bool = False,
                 entry_id: str | None = None, suggestion_edited: bool = False,
                 suggestions_shown: bool = False) -> int:

@@ -25,7 +25,7 @@ from agent_tui.engine.replies import ReplyResult, queue_reply
 from agent_tui.engine.sync import Enricher, SyncResult, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.secrets import resolve_account_secret
-from agent_tui.store import OutboxRow, Store
+from agent_tui.store import OutboxRow, StoreBackend
 from connectors.base import Connector, ConnectorError, InboundMessage
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def build_connectors(config: Config, only: str | None = None) -> Connectors:
     return Connectors(built, errors, {a.name: account_address(a) for a in config.accounts})
 
 
-def enricher_for(config: Config, store: Store) -> Enricher:
+def enricher_for(config: Config, store: StoreBackend) -> Enricher:
     async def enrich(message_ids: list[int]) -> int:
         return await enrich_messages(store, config.enrichment, message_ids)
 
@@ -120,7 +120,7 @@ def _terminal_progress() -> Callable[[str, int], None] | None:
     return show
 
 
-async def sync_once(config: Config, store: Store, *, only: str | None = None,
+async def sync_once(config: Config, store: StoreBackend, *, only: str | None = None,
                     progress: bool = True) -> list[SyncResult]:
     """Fetch everything new for every account (or one), side by side."""
     connectors = build_connectors(config, only)
@@ -141,7 +141,7 @@ async def sync_once(config: Config, store: Store, *, only: str | None = None,
     return sorted(results, key=lambda r: order.index(r.account) if r.account in order else 0)
 
 
-async def flush_outbox(config: Config, store: Store, *,
+async def flush_outbox(config: Config, store: StoreBackend, *,
                        accounts: set[str] | None = None) -> FlushResult:
     connectors = build_connectors(config)
     try:
@@ -154,7 +154,7 @@ async def flush_outbox(config: Config, store: Store, *,
 class Engine:
     """Keeps every account synced and the outbox flushed while the TUI runs."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: StoreBackend) -> None:
         self.config = config
         self.store = store
         self._states: dict[str, str] = {a.name: "starting" for a in config.accounts}
@@ -273,11 +273,11 @@ class Engine:
                 await asyncio.wait_for(self._outbox_wake.wait(), OUTBOX_INTERVAL)
 
 
-def build_engine(config: Config, store: Store) -> Engine:
+def build_engine(config: Config, store: StoreBackend) -> Engine:
     return Engine(config, store)
 
 
-async def reply_from_cli(config: Config, store: Store, conversation_id: int, *,
+async def reply_from_cli(config: Config, store: StoreBackend, conversation_id: int, *,
                          text: str | None, entry_id: str | None, send: bool) -> ReplyResult:
     """`agent-tui reply`: queue a reply (typed or from an entry), then flush its account."""
     conversation = store.get_conversation(conversation_id)
@@ -296,7 +296,7 @@ async def reply_from_cli(config: Config, store: Store, conversation_id: int, *,
     return await _flush_one(config, store, store.outbox_get(outbox_id))
 
 
-async def _flush_one(config: Config, store: Store, row: OutboxRow) -> ReplyResult:
+async def _flush_one(config: Config, store: StoreBackend, row: OutboxRow) -> ReplyResult:
     """Flush the row's account and report what became of this row."""
     flushed = await flush_outbox(config, store, accounts={row.account})
     for outcome in flushed.outcomes:
@@ -309,7 +309,7 @@ async def _flush_one(config: Config, store: Store, row: OutboxRow) -> ReplyResul
 OUTBOX_DECISIONS = ("resend", "confirm", "cancel")
 
 
-async def decide_outbox_row(config: Config, store: Store, outbox_id: int,
+async def decide_outbox_row(config: Config, store: StoreBackend, outbox_id: int,
                             decision: str) -> ReplyResult:
     """A person's decision on a reply the outbox could not settle alone: `resend` it (uncertain
     or failed), `confirm` it went out (uncertain: the customer has it), or `cancel` it."""

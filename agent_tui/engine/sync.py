@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_tui.engine.contacts import DEFAULT_REGION, propose_merges
-from agent_tui.store import Store
+from agent_tui.store import StoreBackend
 from connectors.base import AuthError, ConflictError, Connector, ConnectorError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ Progress = Callable[[str, int], None]
 Enricher = Callable[[list[int]], Awaitable[int]]
 
 
-async def sync_account(store: Store, connector: Connector, account: str, *,
+async def sync_account(store: StoreBackend, connector: Connector, account: str, *,
                        progress: Progress | None = None,
                        enrich: Enricher | None = None,
                        region: str = DEFAULT_REGION) -> SyncResult:

@@ -1,9 +1,12 @@
 """The store: contacts, conversations, messages, notes, cursors, outbox, leases.
 
 `open_store(path)` returns the store for a config's `[store] path`: a SQLite file (the embedded
-default). PostgreSQL for teams on several hosts comes with the team issue.
+default), or for a postgresql:// URL the PostgreSQL store for teams on several hosts
+(agent_tui.store.postgres; needs the `postgres` extra, psycopg 3). `agent-tui store migrate`
+copies a SQLite store into an empty PostgreSQL database (agent_tui.store.migrate).
 
-The API is the protocol `StoreBackend` (agent_tui.store.base); `SqliteStore` implements it.
+The API is the protocol `StoreBackend` (agent_tui.store.base); `SqliteStore` and
+`PostgresStore` implement it.
 
 Threads: a Store object has one connection guarded by a lock, so it may be shared by threads,
 but a read then waits behind a running write transaction. A thread that must never wait (the
@@ -71,9 +74,19 @@ if TYPE_CHECKING:
     def _sqlite_is_a_backend(store: SqliteStore) -> StoreBackend:
         return store   # mypy proves here that SqliteStore implements the whole protocol
 
+    from agent_tui.store.postgres import PostgresStore
 
-def open_store(path: str | Path) -> Store:
+    def _postgres_is_a_backend(store: PostgresStore) -> StoreBackend:
+        return store   # ... and PostgresStore too
+
+
+def open_store(path: str | Path) -> StoreBackend:
+    """The SQLite store for a file path, the PostgreSQL store for a postgresql:// URL."""
     if str(path).startswith(("postgresql://", "postgres://")):
-        raise UsageError("[store] path: the PostgreSQL store is not available yet; "
-                         "use a SQLite file path")
+        try:
+            from agent_tui.store.postgres import PostgresStore
+        except ImportError:
+            raise UsageError("[store] path: a PostgreSQL store needs psycopg: "
+                             "pip install 'agent-tui[postgres]'") from None
+        return PostgresStore(str(path))
     return SqliteStore(path)

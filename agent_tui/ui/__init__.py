@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agent_tui.config import Config
     from agent_tui.engine.runtime import Engine
-    from agent_tui.store import Store
+    from agent_tui.store import StoreBackend
 
 
-def run_tui(config: Config, store: Store, engine: Engine | None = None) -> int:
+def run_tui(config: Config, store: StoreBackend, engine: Engine | None = None) -> int:
     from agent_tui.ui.app import AgentApp
 
     app = AgentApp(config, store, engine)

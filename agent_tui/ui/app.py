@@ -18,7 +18,6 @@ from textual.screen import Screen
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import DEFAULT_THEME, Config
 from agent_tui.errors import AgentTuiError
-from agent_tui.store import Store
 from agent_tui.store.base import StoreBackend
 from agent_tui.ui.screens.inbox import InboxScreen
 from agent_tui.ui.views import InboxView, all_views
@@ -44,7 +43,7 @@ class AgentApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
     ]
 
-    def __init__(self, config: Config, store: Store, engine: Engine | None = None, *,
+    def __init__(self, config: Config, store: StoreBackend, engine: Engine | None = None, *,
                  clock: Callable[[], datetime] | None = None,
                  suggester: Suggester | None = None, load_suggester: bool = True) -> None:
         super().__init__()

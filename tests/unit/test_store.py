@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agent_tui.errors import NotFound, StoreError, UsageError
+from agent_tui.errors import NotFound, StoreError
 from agent_tui.model import Channel, ConversationStatus, Direction, OutboxState
 from agent_tui.store import IllegalTransition, Store, open_store
 from agent_tui.store.schema import MIGRATIONS
 from connectors.base import InboundMessage
+from tests.conftest import store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -36,8 +37,15 @@ def chat(provider_id: str, *, sender: str = "+491701234567", at: datetime = T0,
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def store(any_store: Store) -> Store:
+    """Each test that takes `store` runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(tmp_path / "data" / "agent.db")
+    assert isinstance(s, Store)
     yield s
     s.close()
 
@@ -68,9 +76,10 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
         open_store(path)
 
 
-def test_postgres_url_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="PostgreSQL"):
-        open_store("postgresql://localhost/agent")
+def test_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:9/agent") as caught:
+        open_store("postgresql://mia:s3cret@127.0.0.1:9/agent")
+    assert "s3cret" not in str(caught.value)
 
 
 def test_dedupe_by_provider_id_and_cursor(store: Store) -> None:
@@ -152,8 +161,8 @@ def test_chat_conversations_reopen_within_a_week(store: Store) -> None:
     store.set_status(conv, ConversationStatus.CLOSED)
     store.ingest("sms", [chat("SM3", at=datetime.now(UTC))], cursor_key="m", cursor=None)
     assert store.count_conversations() == 1
-    store._db.execute("UPDATE conversations SET status='closed', closed_at=? WHERE id=?",
-                      ("2026-01-01T00:00:00.000000Z", conv))
+    store_sql(store, "UPDATE conversations SET status='closed', closed_at=? WHERE id=?",
+              ("2026-01-01T00:00:00.000000Z", conv))
     store.ingest("sms", [chat("SM4", at=datetime.now(UTC))], cursor_key="m", cursor=None)
     assert store.count_conversations() == 2
     # WhatsApp from the same number is another conversation of the same contact.
@@ -180,7 +189,7 @@ def test_tombstoned_message_is_not_reimported(store: Store) -> None:
     store.delete_message(message.id)
     result = store.ingest("shop", [mail("spam@x")], cursor_key="m", cursor=None)
     assert (result.new, result.skipped) == (0, 1)
-    raw = store._db.execute("SELECT key_hash FROM tombstones").fetchone()[0]
+    raw = store_sql(store, "SELECT key_hash FROM tombstones")[0][0]
     assert "spam@x" not in raw
 
 
@@ -217,8 +226,8 @@ def test_stuck_sending_rows_of_dead_processes(store: Store) -> None:
     now = datetime.now(UTC)
     store.outbox_claim_next(now, holder=f"{os.uname().nodename}:{os.getpid()}")
     assert store.outbox_stuck_sending() == []       # we are alive
-    store._db.execute("UPDATE outbox SET claimed_by=? WHERE id=?",
-                      (f"{os.uname().nodename}:999999999", oid))
+    store_sql(store, "UPDATE outbox SET claimed_by=? WHERE id=?",
+              (f"{os.uname().nodename}:999999999", oid))
     assert [r.id for r in store.outbox_stuck_sending()] == [oid]
 
 
@@ -226,7 +235,7 @@ def test_leases_expire(store: Store) -> None:
     assert store.acquire_lease("fetch:shop", "a", 60)
     assert not store.acquire_lease("fetch:shop", "b", 60)
     assert store.lease_holder("fetch:shop") == "a"
-    store._db.execute("UPDATE leases SET expires_at='2000-01-01T00:00:00.000000Z'")
+    store_sql(store, "UPDATE leases SET expires_at='2000-01-01T00:00:00.000000Z'")
     assert store.lease_holder("fetch:shop") is None
     assert store.acquire_lease("fetch:shop", "b", 60)
     assert not store.renew_lease("fetch:shop", "a", 60)
@@ -306,7 +315,8 @@ def test_failed_migration_step_leaves_the_file_as_it_was(tmp_path: Path,
     db.close()
 
 
-def test_listing_never_reads_message_bodies(store: Store) -> None:
+def test_listing_never_reads_message_bodies(sqlite_store: Store) -> None:
+    store = sqlite_store
     store.ingest("shop", [mail(f"{i}@x", sender=f"k{i}@example.org", text=f"Zeile eins\nmehr {i}",
                                at=T0 + timedelta(minutes=i)) for i in range(5)],
                  cursor_key="m", cursor=None)
