@@ -67,7 +67,7 @@ def _migrated(url: str) -> None:
 def postgres_url(postgres_server: Any) -> Iterator[str]:
     """A fresh database with the current schema (copied from a template made once)."""
     template = postgres_server.template("agent_tui_template", _migrated)
-    url: str = postgres_server.create_database(template=template)
+    url: str = postgres_server.next_database(template)
     yield url
     postgres_server.drop_database(url.rsplit("/", 1)[1])
 
@@ -100,3 +100,22 @@ def store_sql(store: Any, statement: str, params: Sequence[Any] = ()) -> list[An
         cursor = store._db.execute(statement.replace("?", "%s").encode(), params)
         return list(cursor.fetchall()) if cursor.description else []
     return list(store._db.execute(statement, params).fetchall())
+
+
+def reopen_store(store: Any) -> Any:
+    """A second store object on the same file or database."""
+    from agent_tui.store import open_store
+
+    return open_store(store.url if type(store).__name__ == "PostgresStore" else store.path)
+
+
+def store_files(store: Any, request: pytest.FixtureRequest) -> list[Path]:
+    """The files that hold a store's data: the SQLite file and its WAL, or the PostgreSQL
+    database's table and index files (after a checkpoint; the cluster's WAL is not included:
+    erasing from it is the operator's retention, as for backups)."""
+    if type(store).__name__ != "PostgresStore":
+        return [p for p in (Path(f"{store.path}{s}") for s in ("", "-wal")) if p.exists()]
+    server = request.getfixturevalue("postgres_server")
+    oid = store_sql(store, "SELECT oid FROM pg_database WHERE datname=current_database()")[0][0]
+    store_sql(store, "CHECKPOINT")
+    return [p for p in (server.data / "base" / str(oid)).rglob("*") if p.is_file()]

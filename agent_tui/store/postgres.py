@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -100,6 +101,7 @@ _WRITE_LOCK = 0x6167_656E_7474_7569        # ingest, contacts, erase: one writer
 _MIGRATE_LOCK = 0x6167_656E_746D_6967      # schema steps: one process at a time
 
 # Tables that may hold a person's text; rewritten after an erase or a purge.
+SCRUB_WAIT_SECONDS = 30.0
 _SCRUB_TABLES = ("messages", "conversations", "contacts", "identities", "notes", "outbox",
                  "merge_proposals", "contact_hints", "automation")
 
@@ -767,12 +769,30 @@ class PostgresStore:
         db.execute("DELETE FROM conversations WHERE id=ANY(%s)", (ids,))
         return len(ids), len(keys)
 
+    def _wait_for_older_snapshots(self, timeout: float = SCRUB_WAIT_SECONDS) -> bool:
+        """Wait until every transaction that was running at our commit has ended: VACUUM FULL
+        must keep a deleted row that such a snapshot may still see."""
+        query = ("SELECT pid, backend_xmin::text FROM pg_stat_activity WHERE "
+                 "pid<>pg_backend_pid() AND backend_xmin IS NOT NULL")
+        before = set(self._query(query))
+        deadline = time.monotonic() + timeout
+        while before:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+            before &= set(self._query(query))
+        return True
+
     def _scrub(self) -> None:
-        """Leave no erased text in the tables' files: rewrite them (and their indexes)."""
+        """Leave no erased text in the tables' files: rewrite them (and their indexes), and
+        recompute their statistics (which sample column values)."""
+        if not self._wait_for_older_snapshots():
+            log.warning("%s: a transaction older than the erasure is still open; erased text "
+                        "stays in the table files until the next VACUUM FULL", self.where)
         with self._lock:
             for table in _SCRUB_TABLES:
                 try:
-                    self._db.execute(pgsql.SQL("VACUUM (FULL) {}").format(
+                    self._db.execute(pgsql.SQL("VACUUM (FULL, ANALYZE) {}").format(
                         pgsql.Identifier(table)))
                 except psycopg.Error as exc:
                     log.warning("%s: VACUUM FULL %s failed, erased text may remain in free "

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ class PostgresServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._names = itertools.count(1)
         self._templates: set[str] = set()
+        self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-createdb")
+        self._spares: dict[str, Future[str]] = {}
 
     @staticmethod
     def binaries() -> Path | None:
@@ -149,6 +152,7 @@ class PostgresServer:
                 process.wait()
 
     def close(self) -> None:
+        self._maker.shutdown(wait=True, cancel_futures=True)
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -181,6 +185,14 @@ class PostgresServer:
         name = name or f"test_{os.getpid()}_{next(self._names)}"
         self.admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
+
+    def next_database(self, template: str) -> str:
+        """A fresh copy of `template`; the next one is made in the background meanwhile
+        (CREATE DATABASE takes ~0.3 s, longer than most store tests)."""
+        spare = self._spares.pop(template, None)
+        url = spare.result() if spare is not None else self.create_database(template=template)
+        self._spares[template] = self._maker.submit(self.create_database, template=template)
+        return url
 
     def drop_database(self, name: str) -> None:
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from agent_tui.engine.contacts import propose_merges, signature_block, signature_phones
 from agent_tui.model import Channel, Direction
-from agent_tui.store import Store, open_store
+from agent_tui.store import Store
 from connectors.base import InboundMessage
 from connectors.email.mime import parse_message
 
@@ -63,10 +61,9 @@ def contact_of(store: Store, address: str) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "agent.db")
-    yield s
-    s.close()
+def store(any_store: Store) -> Store:
+    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
 
 
 def test_signature_phone_of_a_parsed_mail_proposes_the_sms_contact(store: Store) -> None:

@@ -12,8 +12,9 @@ import pytest
 from agent_tui.engine.privacy import export_contact
 from agent_tui.errors import UsageError
 from agent_tui.model import Channel, ConversationStatus, Direction
-from agent_tui.store import Store, open_store
+from agent_tui.store import Store
 from connectors.base import InboundMessage
+from tests.conftest import reopen_store, store_files, store_sql
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 RAW = (b"From: Kim <kim@example.org>\r\nTo: s@shop.example\r\nSubject: Quittung\r\n"
@@ -42,8 +43,9 @@ def seed(store: Store) -> tuple[int, int]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(tmp_path / "agent.db")
+def store(any_store: Store) -> Store:
+    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
 
 
 def test_merge_split_and_export_across_channels(store: Store, tmp_path: Path) -> None:
@@ -67,21 +69,20 @@ def test_merge_split_and_export_across_channels(store: Store, tmp_path: Path) ->
     assert [c.channel for c in store.contact_conversations(new)] == [Channel.SMS]
 
 
-def test_erase_leaves_no_trace_and_is_not_reimported(store: Store, tmp_path: Path) -> None:
+def test_erase_leaves_no_trace_and_is_not_reimported(store: Store,
+                                                    request: pytest.FixtureRequest) -> None:
     kim, phone = seed(store)
     store.merge_contacts(kim, phone)
     removed = store.erase_contact(kim)
     assert removed == {"conversations": 2, "messages": 2, "identities": 2}
     assert store.search("Zebrafinkenquittung") == []
     for table in ("contacts", "identities", "conversations", "messages", "notes", "outbox"):
-        rows = store._db.execute(f"SELECT * FROM {table}").fetchall()
+        rows = store_sql(store, f"SELECT * FROM {table}")
         assert not any("kim@" in json.dumps([*r], default=str) for r in rows), table
+    for path in store_files(store, request):
+        assert b"Zebrafinkenquittung" not in path.read_bytes(), path
     store.close()
-    for suffix in ("", "-wal"):
-        path = Path(f"{tmp_path / 'agent.db'}{suffix}")
-        if path.exists():
-            assert b"Zebrafinkenquittung" not in path.read_bytes(), path
-    again = open_store(tmp_path / "agent.db")
+    again = reopen_store(store)
     from connectors.email.mime import parse_message
 
     result = again.ingest("mail", [parse_message(RAW)], cursor_key="m", cursor=None)
@@ -93,7 +94,7 @@ def test_retention_purges_only_old_closed_conversations(store: Store) -> None:
     by_contact = {c.contact_id: c.id for c in store.list_conversations()}
     store.set_status(by_contact[kim], ConversationStatus.CLOSED)
     store.set_status(by_contact[phone], ConversationStatus.CLOSED)
-    store._db.execute("UPDATE conversations SET closed_at='2025-01-01T00:00:00.000000Z' "
+    store_sql(store, "UPDATE conversations SET closed_at='2025-01-01T00:00:00.000000Z' "
                       "WHERE id=?", (by_contact[kim],))
     assert store.purge_closed(datetime.now(UTC) - timedelta(days=365)) == 1
     remaining = {c.id for c in store.list_conversations()}
@@ -101,8 +102,8 @@ def test_retention_purges_only_old_closed_conversations(store: Store) -> None:
     assert len(remaining) == 2
 
 
-def test_erase_removes_merge_proposals_and_hints_without_a_trace(store: Store,
-                                                                 tmp_path: Path) -> None:
+def test_erase_removes_merge_proposals_and_hints_without_a_trace(
+        store: Store, request: pytest.FixtureRequest) -> None:
     kim, phone = seed(store)
     other = store.find_contact("someone@example.org")
     assert other is not None
@@ -116,13 +117,10 @@ def test_erase_removes_merge_proposals_and_hints_without_a_trace(store: Store,
     store.propose_merge(kim, other, "Reply-To kim@example.org")
     store.erase_contact(kim)
     for table in ("merge_proposals", "contact_hints"):
-        rows = store._db.execute(f"SELECT * FROM {table}").fetchall()
+        rows = store_sql(store, f"SELECT * FROM {table}")
         assert not any("kim@" in json.dumps([*r], default=str) for r in rows), table
     assert store.contact_hints("phone", "+4930999999") == []
-    store.close()
-    for suffix in ("", "-wal"):
-        path = Path(f"{tmp_path / 'agent.db'}{suffix}")
-        if path.exists():
-            data = path.read_bytes()
-            assert b"kim@example.org" not in data and b"Zebrafinkenhinweis" not in data, path
-            assert b"+4930999999" not in data, path
+    for path in store_files(store, request):
+        data = path.read_bytes()
+        assert b"kim@example.org" not in data and b"Zebrafinkenhinweis" not in data, path
+        assert b"+4930999999" not in data, path

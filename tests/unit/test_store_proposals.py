@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from agent_tui.model import Channel, Direction
 from agent_tui.store import Store, open_store
 from agent_tui.store.schema import MIGRATIONS
 from connectors.base import InboundMessage
+from tests.conftest import store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -32,10 +32,9 @@ def contact_of(store: Store, address: str) -> int:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(tmp_path / "agent.db")
-    yield s
-    s.close()
+def store(any_store: Store) -> Store:
+    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_merge_accepts_the_proposal_and_moves_the_others(store: Store,
     assert {moved.contact_a, moved.contact_b} == {mail, telegram}
     assert moved.reason == "Telegram user shared phone +491701234567"
     # No row names the contact that is gone.
-    rows = store._db.execute("SELECT contact_a, contact_b FROM merge_proposals").fetchall()
+    rows = store_sql(store, "SELECT contact_a, contact_b FROM merge_proposals")
     assert sms not in {value for row in rows for value in row}
 
 
