@@ -169,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_stats)
 
+    p = sub.add_parser("store", help="move the store (SQLite -> PostgreSQL)")
+    ssub = p.add_subparsers(dest="store_command", metavar="ACTION", required=True,
+                            parser_class=_Parser)
+    sp = ssub.add_parser("migrate", help="copy the SQLite store into an empty PostgreSQL database")
+    sp.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host/db")
+    sp.add_argument("--from", dest="source", metavar="FILE",
+                    help="the SQLite store (default: [store] path of the config)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(handler=_cmd_store_migrate)
+
     p = sub.add_parser("doctor", help="check config, secrets, store and every account")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_doctor)
@@ -508,6 +518,33 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from agent_tui.insight.commands import cmd_stats
 
     return cmd_stats(_config(args), args.since, args.json, sys.stdout)
+
+
+def _cmd_store_migrate(args: argparse.Namespace) -> int:
+    from agent_tui.store.migrate import migrate
+
+    if not args.to.startswith(("postgresql://", "postgres://")):
+        raise _usage("--to: expected a postgresql:// URL")
+    source = args.source
+    if source is None:
+        config = _config(args)
+        if config.store.is_postgres:
+            raise _usage("[store] path is already PostgreSQL; name the SQLite file with --from")
+        source = config.store.path
+    show: Callable[[str, int, int], None] | None = None
+    if not args.json and sys.stderr.isatty():
+        def show(table: str, done: int, total: int) -> None:
+            end = "\n" if done >= total else ""
+            sys.stderr.write(f"\r\033[K{table}: {done}/{total}{end}")
+            sys.stderr.flush()
+    result = migrate(source, args.to, progress=show)
+    if args.json:
+        _print_json(result.as_json())
+    else:
+        print(f"Copied {result.source} to {result.target}:")
+        for table, count in result.counts.items():
+            print(f"  {table:<16} {count}")
+    return 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -277,11 +277,19 @@ class PostgresStore:
         return self._listener
 
     def _drain(self, timeout: float) -> None:
+        """Take the notifications that arrived; wait up to `timeout` for the first one."""
         try:
-            for notify in self._listening().notifies(timeout=timeout):
-                self._notifications += 1
-                self._changed.add(notify.payload)
-                timeout = 0          # one arrived: take what else is there, then return
+            listener = self._listening()
+            got = 0
+            if timeout > 0:
+                for notify in listener.notifies(timeout=timeout, stop_after=1):
+                    got += 1
+                    self._changed.add(notify.payload)
+            if got or timeout <= 0:
+                for notify in listener.notifies(timeout=0):
+                    got += 1
+                    self._changed.add(notify.payload)
+            self._notifications += got
         except psycopg.OperationalError:
             # The server went away: listen again on the next look, and call it a change.
             if self._listener is not None:
