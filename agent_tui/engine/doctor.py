@@ -90,16 +90,18 @@ async def run_doctor(config_path: str | None) -> DoctorReport:
     for warning in config.warnings:
         report.add("config", True, warning, warning=True)
 
-    if config.store.is_postgres:
-        report.add("store", False, "PostgreSQL store is not available yet")
-    else:
-        try:
-            from agent_tui.store import open_store
+    try:
+        from agent_tui.store import open_store
 
-            open_store(config.store.path).close()
+        open_store(config.store.path).close()
+        if config.store.is_postgres:
+            from agent_tui.store.postgres import describe_url
+
+            report.add("store", True, describe_url(config.store.path))   # never the password
+        else:
             report.add("store", True, str(config.store.path))
-        except AgentTuiError as exc:
-            report.add("store", False, str(exc))
+    except AgentTuiError as exc:
+        report.add("store", False, str(exc))
     from agent_tui.logs import log_path
 
     private_files_check(report, None if config.store.is_postgres else Path(config.store.path),

@@ -304,3 +304,17 @@ def test_reader_and_data_version_survive_a_lost_connection(postgres_url: str) ->
     assert store.data_version() != version      # the lost listener counts as a change
     other.close()
     store.close()
+
+
+async def test_doctor_opens_the_postgres_store_and_never_shows_the_password(
+        postgres_url: str, tmp_path: Path) -> None:
+    from agent_tui.engine.doctor import run_doctor
+
+    url = postgres_url.replace("agent_tui@", "agent_tui:not-a-secret@")   # trust auth ignores it
+    config = tmp_path / "agent-tui.toml"
+    config.write_text(f'[store]\npath = "{url}"\n')
+    config.chmod(0o600)
+    report = await run_doctor(str(config))
+    [store] = [c for c in report.checks if c.name == "store"]
+    assert store.ok and store.detail.startswith("postgresql://127.0.0.1:")
+    assert "not-a-secret" not in report.text()
