@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from agent_tui.insight.early_warning import alerts_from_store
 from agent_tui.model import Channel, Direction
-from agent_tui.store import open_store
+from agent_tui.store import StoreBackend
 from connectors.base import InboundMessage
 
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
@@ -19,8 +18,8 @@ def sms(n: int, at: datetime) -> InboundMessage:
                           subject="", text="Hallo")
 
 
-def test_spike_in_the_last_hour_is_reported(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "agent.db")
+def test_spike_in_the_last_hour_is_reported(any_store: StoreBackend) -> None:
+    store = any_store                            # SQLite, then PostgreSQL (tests/conftest.py)
     messages, n = [], 0
     for week in range(1, 5):                     # the usual: 2 messages in this hour each week
         for minute in (5, 40):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from agent_tui.engine.outbox import OutboxSender, message_id_for
 from agent_tui.engine.replies import queue_reply
 from agent_tui.model import Channel, Direction, OutboxState
-from agent_tui.store import Store, open_store
+from agent_tui.store import Store
 from connectors.base import (
     Connector,
     Cursor,
@@ -22,6 +21,7 @@ from connectors.base import (
     TransientError,
     UncertainDelivery,
 )
+from tests.conftest import store_sql
 
 
 def later() -> datetime:
@@ -60,8 +60,8 @@ class ScriptedConnector(Connector):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(tmp_path / "agent.db")
+def store(any_store: Store) -> Store:
+    s = any_store                               # SQLite, then PostgreSQL (tests/conftest.py)
     s.ingest("shop", [InboundMessage(
         channel=Channel.EMAIL, provider_id="q1@example.org", direction=Direction.INBOUND,
         sender="kim@example.org", sender_name="Kim", recipients=["service@shop.example"],
@@ -124,7 +124,7 @@ async def test_transient_error_retries_later_permanent_fails(store: Store) -> No
     assert row.state is OutboxState.QUEUED and row.next_attempt_at > later()
     # Not due yet: a second flush sends nothing.
     assert (await sender_for(store, ScriptedConnector([])).flush()).outcomes == []
-    store._db.execute("UPDATE outbox SET next_attempt_at='2000-01-01T00:00:00.000000Z'")
+    store_sql(store, "UPDATE outbox SET next_attempt_at='2000-01-01T00:00:00.000000Z'")
     connector = ScriptedConnector([PermanentError("550 no such user")])
     await sender_for(store, connector).flush()
     row = store.outbox_rows()[0]
@@ -138,7 +138,7 @@ async def test_crash_in_sending_is_reconciled_not_resent(store: Store) -> None:
     rows = store.outbox_rows()
     for _ in rows:
         store.outbox_claim_next(later(), holder="host-gone:1")
-    store._db.execute("UPDATE outbox SET attempted_at='2000-01-01T00:00:00.000000Z'")
+    store_sql(store, "UPDATE outbox SET attempted_at='2000-01-01T00:00:00.000000Z'")
     connector = ScriptedConnector(["msg-2"], delivered={rows[0].idempotency_key})
     result = await sender_for(store, connector).flush()
     states = {o.outbox_id: o.state for o in result.outcomes}
