@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[postgres]')")
+
 from agent_tui.cli import main
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
