@@ -39,6 +39,7 @@ class SearchScreen(Screen[None]):
         table = self.query_one("#hits", DataTable)
         table.add_columns("Conv", "When", "From", "Match")
         table.focus()
+        cast("AgentApp", self.app).report_keymap_clashes(self)
         self._search(cast("AgentApp", self.app))
 
     @work(thread=True, exclusive=True)
