@@ -131,6 +131,10 @@ class Connector(abc.ABC):
     async def check(self) -> str:
         """Log in and return a one-line summary for `doctor`; raise ConnectorError on failure."""
 
+    async def fetch_attachment(self, ref: str) -> bytes:
+        """The bytes of an attachment the service keeps (`AttachmentInfo.ref`)."""
+        raise ConnectorError(f"account {self.name!r}: this service keeps no attachments to fetch")
+
     async def delete_remote(self, provider_ids: list[str], *, dry_run: bool = False) -> int:
         """Delete these messages at the service (erasure, Art. 17); returns how many were found
         (and, unless `dry_run`, deleted). Services that cannot delete raise ConnectorError."""

@@ -4,20 +4,23 @@
 The store keeps each attachment's name, type, size and `ref`, not its bytes. A mail's bytes come
 from its source, which the store keeps (`get_raw`), through the MIME code that listed the parts.
 SMS, WhatsApp and Telegram media live at the provider (`ref` is a Twilio media URL or a Telegram
-file_id); fetching them needs the account's running connector, which is not reachable from here,
-so those are reported as not saved, with the reason.
+file_id): `media_fetcher(config)` downloads them with the account's credentials.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent_tui.config import Config
+from agent_tui.errors import AgentTuiError
 from agent_tui.model import AttachmentInfo, Channel, Message
 from agent_tui.sanitize import safe_filename
 from agent_tui.store.base import StoreBackend
+from connectors.base import ConnectorError
 
 MAX_COPIES = 10_000     # "name (9999).pdf" is the last try; a directory that full is a mistake
 
@@ -29,13 +32,43 @@ class SavedAttachment:
     problem: str = ""           # why not
 
 
-def attachment_bytes_of(store: StoreBackend, message: Message,
-                        attachment: AttachmentInfo) -> bytes:
-    """The attachment's decoded bytes. LookupError (with a reason for the user) if the store
-    cannot give them."""
+MediaFetcher = Callable[[Message, AttachmentInfo], bytes]
+
+
+def media_fetcher(config: Config) -> MediaFetcher:
+    """Downloads chat media from the provider with the message's account (blocking: call it from
+    a worker thread). Problems come back as LookupError with a reason for the user."""
+    def fetch(message: Message, attachment: AttachmentInfo) -> bytes:
+        from agent_tui.engine.runtime import build_connector
+        from agent_tui.secrets import resolve_account_secret
+
+        try:
+            account = config.account(message.account)
+            connector = build_connector(account, resolve_account_secret(account))
+        except AgentTuiError as exc:
+            raise LookupError(str(exc)) from None
+
+        async def download() -> bytes:
+            try:
+                return await connector.fetch_attachment(attachment.ref)
+            finally:
+                await connector.close()
+        try:
+            return asyncio.run(download())
+        except ConnectorError as exc:
+            raise LookupError(str(exc)) from None
+    return fetch
+
+
+def attachment_bytes_of(store: StoreBackend, message: Message, attachment: AttachmentInfo,
+                        fetch_media: MediaFetcher | None = None) -> bytes:
+    """The attachment's decoded bytes. LookupError (with a reason for the user) if they cannot
+    be had."""
     if message.channel is not Channel.EMAIL:
-        raise LookupError(f"{message.channel} media are kept by the provider; saving them "
-                          "is not supported yet")
+        if fetch_media is None:
+            raise LookupError(f"{message.channel} media are kept by the provider; saving them "
+                              "is not supported yet")
+        return fetch_media(message, attachment)
     raw = store.get_raw(message.id)
     if raw is None:
         raise LookupError("the mail's source is not in the store")
@@ -74,8 +107,8 @@ def write_new(directory: Path, name: str, data: bytes) -> Path:
     raise FileExistsError(f"{directory}: {MAX_COPIES} files named like {name!r} already")
 
 
-def save_attachments(store: StoreBackend, message: Message,
-                     directory: str | os.PathLike[str]) -> list[SavedAttachment]:
+def save_attachments(store: StoreBackend, message: Message, directory: str | os.PathLike[str],
+                     fetch_media: MediaFetcher | None = None) -> list[SavedAttachment]:
     """Save every attachment of `message` into `directory` (created if missing; `~` expands).
 
     Raises OSError if the directory cannot be made; a problem with one attachment is reported
@@ -87,7 +120,7 @@ def save_attachments(store: StoreBackend, message: Message,
     saved: list[SavedAttachment] = []
     for attachment in message.attachments:
         try:
-            data = attachment_bytes_of(store, message, attachment)
+            data = attachment_bytes_of(store, message, attachment, fetch_media)
         except LookupError as exc:
             saved.append(SavedAttachment(attachment, None, str(exc)))
             continue
