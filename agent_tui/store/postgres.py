@@ -99,6 +99,7 @@ log = logging.getLogger(__name__)
 # Advisory lock keys (arbitrary 64-bit numbers, fixed forever).
 _WRITE_LOCK = 0x6167_656E_7474_7569        # ingest, contacts, erase: one writer at a time
 _MIGRATE_LOCK = 0x6167_656E_746D_6967      # schema steps: one process at a time
+_ASSIGN_LOCK = 0x6167_656E_7461_7367       # assignment at ingest: one rotation at a time
 
 # Tables that may hold a person's text; rewritten after an erase or a purge.
 SCRUB_WAIT_SECONDS = 30.0
@@ -1075,6 +1076,47 @@ class PostgresStore:
         rows = self._query("SELECT holder FROM leases WHERE name=%s AND expires_at>now()",
                            (name,))
         return str(rows[0][0]) if rows else None
+
+    def lease_holders(self, prefix: str) -> dict[str, str]:
+        """Every unexpired lease whose name starts with `prefix`: name -> holder."""
+        rows = self._query("SELECT name, holder FROM leases "
+                           "WHERE left(name, %s)=%s AND expires_at>now()", (len(prefix), prefix))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    # --- assignment at ingest ---------------------------------------------------------------
+
+    def conversations_started_by(self, message_ids: Sequence[int]) -> list[int]:
+        """The conversations all of whose messages are among `message_ids` (new ones), by id."""
+        ids = [int(i) for i in message_ids]
+        rows = self._query(
+            "SELECT DISTINCT m.conversation_id FROM messages m WHERE m.id = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.conversation_id=m.conversation_id "
+            "AND NOT o.id = ANY(%s)) ORDER BY 1", (ids, ids))
+        return [int(r[0]) for r in rows]
+
+    def assign_unassigned(self, conversation_ids: Sequence[int],
+                          agents: Sequence[str]) -> dict[int, str]:
+        """As the SQLite store: in turn, the agent whose newest conversation is oldest first.
+        An advisory lock orders the turns of several processes; `WHERE assignee IS NULL`
+        alone already keeps them from assigning one conversation twice."""
+        assigned: dict[int, str] = {}
+        if not agents:
+            return assigned
+        with self.transaction() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_ASSIGN_LOCK,))
+            last: dict[str, int] = {}
+            for agent in agents:
+                row = db.execute("SELECT id FROM conversations WHERE assignee=%s "
+                                 "ORDER BY id DESC LIMIT 1", (agent,)).fetchone()
+                last[agent] = int(row[0]) if row is not None else -1
+            for conversation_id in conversation_ids:
+                agent = min(agents, key=lambda a: (last[a], agents.index(a)))
+                cur = db.execute("UPDATE conversations SET assignee=%s "
+                                 "WHERE id=%s AND assignee IS NULL", (agent, conversation_id))
+                if cur.rowcount:
+                    assigned[conversation_id] = agent
+                    last[agent] = max(max(last.values()) + 1, conversation_id)
+        return assigned
 
     # --- automation -----------------------------------------------------------------------
 

@@ -975,6 +975,49 @@ class SqliteStore:
             return None
         return str(rows[0]["holder"])
 
+    def lease_holders(self, prefix: str) -> dict[str, str]:
+        """Every unexpired lease whose name starts with `prefix`: name -> holder."""
+        now = _now()
+        rows = self._query("SELECT name, holder, expires_at FROM leases "
+                           "WHERE substr(name, 1, ?)=?", (len(prefix), prefix))
+        return {str(r["name"]): str(r["holder"]) for r in rows
+                if (parse_ts(r["expires_at"]) or now) > now}
+
+    # --- assignment at ingest ---------------------------------------------------------------
+
+    def conversations_started_by(self, message_ids: Sequence[int]) -> list[int]:
+        """The conversations all of whose messages are among `message_ids` (new ones), by id."""
+        ids = json.dumps([int(i) for i in message_ids])
+        rows = self._query(
+            "SELECT DISTINCT m.conversation_id FROM messages m "
+            "WHERE m.id IN (SELECT value FROM json_each(?)) AND NOT EXISTS ("
+            " SELECT 1 FROM messages o WHERE o.conversation_id=m.conversation_id"
+            " AND o.id NOT IN (SELECT value FROM json_each(?))) ORDER BY 1", (ids, ids),
+            tuples=True)
+        return [int(r[0]) for r in rows]
+
+    def assign_unassigned(self, conversation_ids: Sequence[int],
+                          agents: Sequence[str]) -> dict[int, str]:
+        """Give each conversation that has no assignee yet to one of `agents`, in turn: the
+        agent whose newest conversation is oldest first (ties in the order given). One write
+        transaction, and `WHERE assignee IS NULL`: several processes never assign one twice.
+        Returns conversation id -> agent for those assigned here."""
+        assigned: dict[int, str] = {}
+        if not agents:
+            return assigned
+        with self.transaction() as db:
+            last = {agent: _newest_of(db.execute(
+                "SELECT id FROM conversations WHERE assignee=? ORDER BY id DESC LIMIT 1",
+                (agent,)).fetchone()) for agent in agents}
+            for conversation_id in conversation_ids:
+                agent = min(agents, key=lambda a: (last[a], agents.index(a)))
+                cur = db.execute("UPDATE conversations SET assignee=? "
+                                 "WHERE id=? AND assignee IS NULL", (agent, conversation_id))
+                if cur.rowcount:
+                    assigned[conversation_id] = agent
+                    last[agent] = max(max(last.values()) + 1, conversation_id)
+        return assigned
+
     # --- automation -----------------------------------------------------------------------
 
     def record_auto_reply(self, contact_id: int, at: datetime) -> None:
@@ -1025,6 +1068,11 @@ def _json(value: list[Any] | dict[str, Any]) -> str:
     if not value:
         return "[]" if isinstance(value, list) else "{}"
     return json.dumps(value, default=str)
+
+
+def _newest_of(row: Sequence[Any] | None) -> int:
+    """The id in a `SELECT id ... LIMIT 1` row; -1 when there is none (never assigned)."""
+    return int(row[0]) if row is not None else -1
 
 
 def _pid_alive(pid: int) -> bool:

@@ -112,6 +112,7 @@ def test_example_config_documents_every_known_key() -> None:
             found[section] = set(value)
     found["rule"] = {key for rule in data["rule"] for key in rule}
     found["ui.view"] = {key for view in data["ui"]["view"] for key in view}
+    found["assignment.rule"] = {key for rule in data["assignment"]["rule"] for key in rule}
     for account in data["account"]:
         found.setdefault(f"account.{account['type']}", set()).update(account)
     for section, keys in KNOWN_KEYS.items():
