@@ -59,7 +59,7 @@ def load_suggester(config: Config, path: Path | None = None) -> Suggester | None
     if not knowledge.exists():
         return None
     cache = None if config.store.is_postgres else Path(config.store.path).parent / "cache"
-    return Suggester.for_file(knowledge, cache_dir=cache)
+    return Suggester.for_file(knowledge, cache_dir=cache, embeddings=config.knowledge.embeddings)
 
 
 def render_entry_for(config: Config, conversation: Conversation, entry_id: str) -> Rendered:
