@@ -206,8 +206,9 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _store(config: Any) -> Any:
     from agent_tui.store import open_store
+    from agent_tui.store.encryption import store_key
 
-    return open_store(config.store.path)
+    return open_store(config.store.path, key=store_key(config.store))
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -525,19 +526,21 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
 
     if not args.to.startswith(("postgresql://", "postgres://")):
         raise _usage("--to: expected a postgresql:// URL")
-    source = args.source
+    source, key = args.source, None
     if source is None:
+        from agent_tui.store.encryption import store_key
+
         config = _config(args)
         if config.store.is_postgres:
             raise _usage("[store] path is already PostgreSQL; name the SQLite file with --from")
-        source = config.store.path
+        source, key = config.store.path, store_key(config.store)
     show: Callable[[str, int, int], None] | None = None
     if not args.json and sys.stderr.isatty():
         def show(table: str, done: int, total: int) -> None:
             end = "\n" if done >= total else ""
             sys.stderr.write(f"\r\033[K{table}: {done}/{total}{end}")
             sys.stderr.flush()
-    result = migrate(source, args.to, progress=show)
+    result = migrate(source, args.to, progress=show, key=key)
     if args.json:
         _print_json(result.as_json())
     else:

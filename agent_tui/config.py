@@ -98,6 +98,8 @@ class AgentConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     path: str                      # absolute SQLite file path, or a postgresql:// URL
+    # SQLCipher key of the SQLite file (agent_tui.store.encryption); None: not encrypted
+    encryption_key: SecretRef | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -295,7 +297,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "": frozenset({"allow_plaintext_secrets", "agent", "store", "knowledge", "automation", "rule",
                    "account", "privacy", "sla", "enrichment", "ui", "assignment"}),
     "agent": frozenset({"name", "language", "default_region"}),
-    "store": frozenset({"path"}),
+    "store": frozenset({"path", "encryption_key"}),
     "knowledge": frozenset({"path"}),
     "automation": frozenset({"auto_reply", "min_score", "window_hours", "business_hours",
                              "timezone", "after_hours_entry", "holidays"}),
@@ -592,7 +594,7 @@ class _Loader:
         agent = self.agent(top.table("agent"))
         config = Config(
             agent=agent,
-            store=self.store(top.table("store")),
+            store=self.store(top.table("store"), allow_plaintext),
             knowledge=self.knowledge(top.table("knowledge")),
             automation=self.automation(top.table("automation")),
             rules=tuple(self.rule(t) for t in top.tables("rule")),
@@ -621,14 +623,19 @@ class _Loader:
                              f"{_describe(region)}")
         return region.upper()
 
-    def store(self, t: _Table) -> StoreConfig:
+    def store(self, t: _Table, allow_plaintext: bool) -> StoreConfig:
         t.check_unknown(KNOWN_KEYS["store"])
         value = t.get_str("path", "")
+        key = (self.secret(t, "encryption_key", "store", allow_plaintext)
+               if t.data.get("encryption_key", "") != "" else None)   # "": not encrypted
         if not value:
-            return StoreConfig(str(default_store_path()))
+            return StoreConfig(str(default_store_path()), key)
         if value.startswith(POSTGRES_PREFIXES):
+            if key is not None:
+                raise self.error((*t.where, "encryption_key"), "encrypts only a SQLite store; "
+                                 "for PostgreSQL use the server's disk encryption")
             return StoreConfig(value)
-        return StoreConfig(str(self.resolve_path(value)))
+        return StoreConfig(str(self.resolve_path(value)), key)
 
     def knowledge(self, t: _Table) -> KnowledgeConfig:
         t.check_unknown(KNOWN_KEYS["knowledge"])

@@ -92,14 +92,15 @@ async def run_doctor(config_path: str | None) -> DoctorReport:
 
     try:
         from agent_tui.store import open_store
+        from agent_tui.store.encryption import encryption_detail, store_key
 
-        open_store(config.store.path).close()
+        open_store(config.store.path, key=store_key(config.store)).close()
         if config.store.is_postgres:
             from agent_tui.store.postgres import describe_url
 
             report.add("store", True, describe_url(config.store.path))   # never the password
         else:
-            report.add("store", True, str(config.store.path))
+            report.add("store", True, f"{config.store.path} ({encryption_detail(config.store)})")
     except AgentTuiError as exc:
         report.add("store", False, str(exc))
     from agent_tui.logs import log_path

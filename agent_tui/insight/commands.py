@@ -11,6 +11,7 @@ from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import Config
 from agent_tui.errors import UsageError
 from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats, open_readonly
+from agent_tui.store.encryption import store_key
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -37,7 +38,7 @@ def cmd_stats(config: Config, since: str, as_json: bool, stdout: TextIO,
     if config.store.is_postgres:
         raise UsageError("stats: the PostgreSQL store is not available yet")
     hours = BusinessHours.from_config(config.automation)
-    db = open_readonly(config.store.path)
+    db = open_readonly(config.store.path, store_key(config.store))
     try:
         stats = compute_stats(db, start, now, config.sla, hours)
     finally:

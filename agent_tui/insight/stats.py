@@ -32,6 +32,7 @@ from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import SlaConfig
 from agent_tui.errors import StoreError
 from agent_tui.insight.sla import open_seconds_between, target_seconds
+from agent_tui.store.encryption import connect, db_errors
 
 ALL = "all"
 
@@ -107,17 +108,12 @@ class Stats:
         }
 
 
-def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to the store's SQLite file."""
+def open_readonly(path: str | Path, key: str | None = None) -> sqlite3.Connection:
+    """A read-only connection to the store's SQLite file (`key`: its encryption key, if any)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise StoreError(f"{path}: no store yet (run `agent-tui sync` first)")
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot open the store: {exc}") from None
-    db.row_factory = sqlite3.Row
-    return db
+    return connect(path, key, readonly=True, timeout=10.0)
 
 
 _MESSAGES = """
@@ -146,7 +142,7 @@ def compute_stats(db: sqlite3.Connection, since: datetime, now: datetime, sla: S
     try:
         rows = db.execute(_MESSAGES, (since_text,)).fetchall()
         closed = db.execute(_CLOSED, (since_text,)).fetchall()
-    except sqlite3.Error as exc:
+    except db_errors() as exc:
         raise StoreError(f"cannot read stats from the store: {exc}") from None
 
     volume: dict[str, Counter[date]] = defaultdict(Counter)

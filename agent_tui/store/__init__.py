@@ -43,7 +43,9 @@ API (agent_tui.store.sqlite.SqliteStore):
 
 Schema: agent_tui.store.schema, upgraded on open by `PRAGMA user_version` steps (each in a
 transaction); a file from a newer agent-tui is refused with StoreError. The file is created 0600
-(its directory 0700). Benchmark against plain sqlite3: scripts/bench/store.py.
+(its directory 0700). Benchmark against plain sqlite3: scripts/bench/store.py. With `[store]
+encryption_key` the file is encrypted at rest with SQLCipher; every SQLite connection to the store
+is opened by agent_tui.store.encryption.connect.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ if TYPE_CHECKING:
         return store   # ... and PostgresStore too
 
 
-def open_store(path: str | Path) -> StoreBackend:
-    """The SQLite store for a file path, the PostgreSQL store for a postgresql:// URL."""
+def open_store(path: str | Path, *, key: str | None = None) -> StoreBackend:
+    """The SQLite store for a file path, the PostgreSQL store for a postgresql:// URL.
+
+    `key`: the SQLite file's encryption key, resolved from `[store] encryption_key` with
+    `agent_tui.store.encryption.store_key(config.store)`; None for an unencrypted file."""
     if str(path).startswith(("postgresql://", "postgres://")):
         try:
             from agent_tui.store.postgres import PostgresStore
@@ -89,4 +94,4 @@ def open_store(path: str | Path) -> StoreBackend:
             raise UsageError("[store] path: a PostgreSQL store needs psycopg: "
                              "pip install 'agent-tui[postgres]'") from None
         return PostgresStore(str(path))
-    return SqliteStore(path)
+    return SqliteStore(path, key=key)

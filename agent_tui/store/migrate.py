@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_tui.errors import StoreError, UsageError
+from agent_tui.store.encryption import connect, db_errors
 from agent_tui.store.pg_schema import IDENTITY_TABLES
 from agent_tui.store.postgres import PostgresStore, _dumps, _one_line, _text, describe_url
 from agent_tui.store.sqlite import SqliteStore
@@ -64,16 +65,17 @@ def _converter(kind: str) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-def migrate(source: str | Path, target_url: str, *,
-            progress: Progress | None = None) -> MigrateResult:
-    """Copy the SQLite store at `source` into the empty PostgreSQL database at `target_url`."""
+def migrate(source: str | Path, target_url: str, *, progress: Progress | None = None,
+            key: str | None = None) -> MigrateResult:
+    """Copy the SQLite store at `source` into the empty PostgreSQL database at `target_url`
+    (`key`: the SQLite file's encryption key, if it is encrypted)."""
     path = Path(source).expanduser()
     if not path.is_file():
         raise UsageError(f"{path}: no SQLite store to migrate")
     # Opening it brings an older file up to this version's schema first.
-    sqlite_store = SqliteStore(path)
+    sqlite_store = SqliteStore(path, key=key)
     sqlite_store.close()
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = connect(path, key, readonly=True)
     target = PostgresStore(target_url)
     result = MigrateResult(str(path), describe_url(target_url))
     try:
@@ -87,7 +89,7 @@ def migrate(source: str | Path, target_url: str, *,
             for table in IDENTITY_TABLES:
                 pg.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                            f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
-    except sqlite3.Error as exc:
+    except db_errors() as exc:
         raise StoreError(f"{path}: {exc}") from None
     finally:
         db.close()

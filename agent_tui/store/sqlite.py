@@ -42,6 +42,7 @@ from agent_tui.store.base import (
     OutboxRow,
     SearchHit,
 )
+from agent_tui.store.encryption import connect, db_errors
 from agent_tui.store.schema import MIGRATIONS
 from connectors.base import Cursor, InboundMessage
 
@@ -138,18 +139,19 @@ def _create_private_file(path: Path) -> None:
 class SqliteStore:
     """The store on one SQLite file. See the package docstring for the API."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, key: str | None = None) -> None:
+        """`key`: the resolved `[store] encryption_key` (SQLCipher), None for a plain file."""
         self.path = Path(path).expanduser()
+        self._key = key
         try:
             _create_private_file(self.path)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                       timeout=10.0)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        self._db = connect(self.path, key, check_same_thread=False, isolation_level=None,
+                           timeout=10.0)
         self._lock = threading.RLock()
         self._writes = 0
         db = self._db
-        db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -157,7 +159,7 @@ class SqliteStore:
             db.execute("PRAGMA secure_delete=ON")   # erased text leaves no trace in free pages
             db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except db_errors() as exc:
             db.close()
             raise StoreError(f"{self.path}: not a usable agent-tui store: {exc}") from None
 
@@ -204,7 +206,7 @@ class SqliteStore:
         """Another store on the same file with its own connection, for a thread that must not
         wait behind this one's writes (the UI while a sync ingests): WAL readers never block
         and are never blocked. The caller closes it."""
-        return SqliteStore(self.path)
+        return SqliteStore(self.path, key=self._key)
 
     def data_version(self) -> int:
         """Changes whenever anyone (this process or another) committed: cheap to poll."""
