@@ -3,6 +3,8 @@ leases, the sync hook, and two processes assigning at once (both store backends)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from agent_tui.engine.assignment import (
     candidates,
     present_agents,
 )
+from agent_tui.engine.runtime import Engine
 from agent_tui.engine.sync import sync_account
 from agent_tui.errors import ConfigError
 from agent_tui.model import Channel, Direction
@@ -268,6 +271,25 @@ async def test_sync_assigns_new_conversations_after_each_batch(store: Store) -> 
     assert result.error == "" and result.new == 5
     assert sorted(result.assigned.values()) == ["Jonas", "Jonas", "Mia", "Mia"]
     assert assignees(store) == {"Jonas": 2, "Mia": 2}
+
+
+async def test_a_running_engine_keeps_its_agent_present(store: Store, tmp_path: Path) -> None:
+    config = parse_config('[agent]\nname = "Mia"\n', tmp_path / "agent-tui.toml")
+    engine = Engine(config, store)
+    task = asyncio.create_task(engine.run())
+    await engine.started.wait()
+    assert present_agents(store) == ["Mia"]
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert present_agents(store) == []                   # released on the way out
+    watcher = Engine(config, store, present=False)       # `sync --watch` is nobody
+    task = asyncio.create_task(watcher.run())
+    await watcher.started.wait()
+    assert present_agents(store) == []
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # --- two processes at once ---------------------------------------------------------------------
