@@ -46,8 +46,12 @@ def clean_text(text: str) -> str:
     """Neutralise terminal control in a body of text; keeps tabs and newlines."""
     if _NEEDS_CLEANING.search(text) is None:
         return text
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\u2028", "\n").replace("\u2029", "\n")   # line/paragraph separators
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\u2028" in text or "\u2029" in text:
+        text = text.replace("\u2028", "\n").replace("\u2029", "\n")   # line/paragraph separators
+    if _NEEDS_CLEANING.search(text) is None:
+        return text         # only line endings (CRLF mail): the passes below would change nothing
     text = _SURROGATES.sub("\ufffd", text)
     text = _ESCAPE_SEQUENCES.sub("", text)
     text = _BIDI_AND_INVISIBLE.sub("", text)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from agent_tui.model import AttachmentInfo, Channel, Conversation, Priority
+from agent_tui.model import AttachmentInfo, Channel, Contact, Conversation, Priority
 from agent_tui.sanitize import clean_line, clean_text
 
 CHANNEL_LETTER = {Channel.EMAIL: "M", Channel.SMS: "S", Channel.WHATSAPP: "W",
@@ -83,3 +83,12 @@ def _cell(text: str) -> Text:
     cell = plain_line(text)
     cell.no_wrap, cell.overflow = True, "ellipsis"
     return cell
+
+
+def contact_label(c: Contact) -> str:
+    """"contact 7 · Kim Berger · email kim@example.org, phone +49170…": names both sides of a
+    merge or an erase unmistakably (the id is what the CLI takes)."""
+    addresses = ", ".join(f"{i.kind} {i.address}" for i in c.identities) or "no address left"
+    name = c.display_name.strip()
+    return clean_line(f"contact {c.id} · {name} · {addresses}" if name
+                      else f"contact {c.id} · {addresses}")

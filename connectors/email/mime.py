@@ -38,6 +38,7 @@ from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
 from agent_tui.sanitize import clean_line, clean_text, safe_filename
 from connectors.base import InboundMessage, OutboundMessage
 from connectors.email.html_text import html_to_text
+from connectors.email.mimesplit import parse_structure
 
 __all__ = [
     "attachment_bytes",
@@ -339,6 +340,27 @@ def _decoded_payload(part: Message) -> bytes:
     return decoded if isinstance(decoded, bytes) else b""
 
 
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/\r\n"
+
+
+def _payload_size(part: Message) -> int:
+    """len(_decoded_payload(part)), without decoding clean base64 (an attachment's size).
+
+    Only base64 that binascii decodes without complaint is measured: alphabet and line breaks,
+    at most two "=" at the very end, a multiple of four characters. Anything else is decoded.
+    """
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    payload = part.get_payload()
+    if cte == "base64" and isinstance(payload, str) and payload.isascii():
+        data = payload.encode("ascii")
+        padding = data.translate(None, _BASE64_ALPHABET)
+        if padding in (b"", b"=", b"==") and data.rstrip(b"\r\n").endswith(padding):
+            characters = len(data) - data.count(b"\r") - data.count(b"\n")
+            if characters % 4 == 0:
+                return characters // 4 * 3 - len(padding)
+    return len(_decoded_payload(part))
+
+
 def _part_text(part: Message) -> str:
     data = _decoded_payload(part)
     charset = part.get_param("charset")
@@ -398,7 +420,7 @@ def _attachment_info(part: Message, path: str, content_type: str,
         if part.is_multipart():
             size = sum(_source_size(child) for child in _children(part))
         else:
-            size = len(_decoded_payload(part))
+            size = _payload_size(part)
     except Exception as exc:  # a broken part still gets listed
         _note(notes, f"part {path}: size unknown ({type(exc).__name__})")
     return AttachmentInfo(name=safe_filename(name, fallback=f"part-{path}"),
@@ -586,10 +608,13 @@ def _fallback_time(fallback_date: datetime | None) -> datetime:
 
 def _parse(raw: bytes, fallback_date: datetime | None, defects: list[str], *,
            headers_only: bool = False) -> InboundMessage:
-    if not headers_only and len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES:
+    # The regex only when there could be that many (a case-insensitive count is far cheaper).
+    if (not headers_only and raw.lower().count(b"boundary") > MAX_BOUNDARIES
+            and len(_BOUNDARY_PARAM.findall(raw)) > MAX_BOUNDARIES):
         _note(defects, f"more than {MAX_BOUNDARIES} MIME boundaries: body not parsed as MIME")
         headers_only = True
-    message = (_HEADER_PARSER if headers_only else _PARSER).parsebytes(raw)
+    message = (_HEADER_PARSER.parsebytes(raw) if headers_only
+               else parse_structure(raw) or _PARSER.parsebytes(raw))
     headers: dict[str, list[str]] = {}
     for name, value in message.raw_items():
         headers.setdefault(name.lower(), []).append(str(value))

@@ -175,3 +175,14 @@ def seed_attachments(store: Store) -> int:
         attachments=[AttachmentInfo("photo-1.jpg", "image/jpeg", 48213, "AgACAgIAAx")])],
         cursor_key="att", cursor=None)
     return next(c.id for c in store.list_conversations() if c.subject == "Fotos vom Schaden")
+
+
+def seed_proposal(store: Store) -> tuple[int, int, int]:
+    """Kim's mail signature gave the phone number the SMS customer writes from: a proposed
+    merge (as sync makes one). Returns (proposal, Kim's contact, the SMS contact)."""
+    kim = store.find_contact("kim@example.org")
+    sms = store.find_contact("+491701234567")
+    assert kim is not None and sms is not None
+    proposal = store.propose_merge(kim, sms, "phone +491701234567 in a mail signature")
+    assert proposal is not None
+    return proposal, kim, sms

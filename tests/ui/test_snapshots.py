@@ -12,7 +12,7 @@ from agent_tui.config import Config
 from agent_tui.store import Store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
 from agent_tui.ui.screens.conversation import ConversationScreen
-from tests.ui.conftest import NOW, seed_attachments, settle
+from tests.ui.conftest import NOW, seed_attachments, seed_proposal, settle
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -101,3 +101,18 @@ def test_save_attachments_prompt(snap_compare: Any, make_app: Callable[[], Agent
     seed_attachments(ui_store)
     assert snap_compare(make_app(), terminal_size=(80, 24),
                         run_before=_open("Fotos vom Schaden", "w", "down"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_conversation_with_merge_proposal(snap_compare: Any, make_app: Callable[[], AgentApp],
+                                          ui_store: Store, size: tuple[int, int]) -> None:
+    seed_proposal(ui_store)
+    assert snap_compare(make_app(), terminal_size=size,
+                        run_before=_open("Wo bleibt meine Bestellung?"))
+
+
+def test_accept_merge_confirmation(snap_compare: Any, make_app: Callable[[], AgentApp],
+                                   ui_store: Store) -> None:
+    seed_proposal(ui_store)
+    assert snap_compare(make_app(), terminal_size=(80, 24),
+                        run_before=_open("Wo bleibt meine Bestellung?", "y"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
@@ -511,3 +512,75 @@ def test_reply_with_long_lines_and_non_ascii_round_trips() -> None:
     parsed = parse_message(mail.as_bytes())
     assert parsed.subject == "Re: Grüße"
     assert parsed.text == text.rstrip("\n")
+
+
+# ---- the structure fast path (connectors/email/mimesplit.py) -----------------------------------
+
+def _same_tree(fast: email.message.Message, slow: email.message.Message, path: str = "1") -> None:
+    assert type(fast) is type(slow), path
+    for attr in ("_headers", "preamble", "epilogue", "_default_type", "_unixfrom", "_charset"):
+        assert getattr(fast, attr) == getattr(slow, attr), (path, attr)
+    assert ([(type(d), str(d)) for d in fast.defects]
+            == [(type(d), str(d)) for d in slow.defects]), path
+    if isinstance(slow._payload, list):
+        assert isinstance(fast._payload, list) and len(fast._payload) == len(slow._payload), path
+        for index, (a, b) in enumerate(zip(fast._payload, slow._payload, strict=True), 1):
+            _same_tree(a, b, f"{path}.{index}")
+    else:
+        assert fast._payload == slow._payload, path
+
+
+def _structure_variants(raw: bytes) -> list[bytes]:
+    """The mail with LF and CRLF line ends, and with the edits that make boundaries irregular."""
+    lf = raw.replace(b"\r\n", b"\n")
+    crlf = lf.replace(b"\n", b"\r\n")
+    variants = [raw, lf, crlf]
+    for boundary in set(re.findall(rb'boundary="?([^";\r\n]+)', raw, re.IGNORECASE)):
+        line = b"\n--" + boundary
+        for edit in (b"", b"--", b" ", b"-- ", b"x", b"\n--" + boundary, b"\n\n"):
+            variants.append(lf.replace(line + b"\n", line + edit + b"\n", 1))
+            variants.append(crlf.replace(line.replace(b"\n", b"\r\n") + b"\r\n",
+                                         (line + edit).replace(b"\n", b"\r\n") + b"\r\n", 1))
+        variants.append(lf.rsplit(line, 1)[0])                    # no closing boundary
+        variants.append(lf.replace(line, b"\r" + line, 1))        # a bare CR
+    variants += [lf.replace(b"\n\n", b"\nno header here\n\n", 1), b"\n" + lf, lf + b"\n--x--",
+                 lf.replace(b"\n\n", b"\n", 1), b"From someone\n" + lf]
+    return variants
+
+
+def test_structure_fast_path_builds_the_stdlib_tree(shared_data: Path) -> None:
+    from email.parser import BytesParser
+
+    from connectors.email.mimesplit import parse_structure
+
+    stdlib = BytesParser(policy=policy.compat32)
+    files = _corpus_files(shared_data) + sorted(p for p in FIXTURES.rglob("*") if p.is_file())
+    taken = 0
+    for path in files:
+        for raw in _structure_variants(path.read_bytes()):
+            fast = parse_structure(raw)
+            if fast is not None:
+                taken += 1
+                _same_tree(fast, stdlib.parsebytes(raw), f"{path.name}")
+    assert taken > 100          # the fast path is really used
+
+
+def test_attachment_size_without_decoding_matches_decoded_length() -> None:
+    import base64
+
+    from connectors.email.mime import _decoded_payload, _payload_size
+
+    payloads = []
+    for length in range(0, 20):
+        encoded = base64.b64encode(bytes(range(length))).decode()
+        wrapped = "\r\n".join(encoded[i:i + 6] for i in range(0, len(encoded), 6))
+        payloads += [encoded, wrapped + "\r\n", encoded.rstrip("="), encoded + "=", " " + encoded,
+                     encoded + "\n=", "=" + encoded, encoded.replace("A", "-")]
+    for payload in payloads:
+        for cte in ("base64", " Base64", "quoted-printable"):
+            fast, slow = email.message.Message(), email.message.Message()
+            for part in (fast, slow):
+                part["Content-Transfer-Encoding"] = cte
+                part.set_payload(payload)
+            assert _payload_size(fast) == len(_decoded_payload(slow)), (payload, cte)
+            assert [type(d) for d in fast.defects] == [type(d) for d in slow.defects]

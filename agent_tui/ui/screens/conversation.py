@@ -6,6 +6,8 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
@@ -24,10 +26,12 @@ from agent_tui.engine.replies import last_inbound, queue_reply
 from agent_tui.engine.suggestions import RenderedSuggestion, suggest_for
 from agent_tui.errors import AgentTuiError
 from agent_tui.model import Contact, Conversation, Message, Note
+from agent_tui.store.base import MergeProposal, StoreBackend
 from agent_tui.store.sqlite import identity_kind
 from agent_tui.ui import actions
-from agent_tui.ui.format import plain_line
+from agent_tui.ui.format import contact_label, plain_line
 from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
+from agent_tui.ui.widgets.confirm import ConfirmScreen
 from agent_tui.ui.widgets.status_bar import StatusBar
 from agent_tui.ui.widgets.suggestions_panel import OFF_TOPIC_BELOW, SuggestionsPanel
 from agent_tui.ui.widgets.timeline import MessageTimeline
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from agent_tui.ui.app import AgentApp
 
 SAVE_KEY, SAVE_ID = "w", "conversation.save_attachments"
+ACCEPT_KEY, ACCEPT_ID = "y", "conversation.accept_merge"
+REJECT_KEY, REJECT_ID = "x", "conversation.reject_merge"
 REPLY_LEASE_SECONDS = 300     # "Mia is replying"; expires by itself when an instance dies
 
 
@@ -77,6 +83,31 @@ def save_report(saved: list[SavedAttachment], directory: str) -> tuple[str, Seve
     return "\n".join(lines), severity
 
 
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    """An open merge proposal as this conversation's contact sees it: `other` is the contact
+    that would be merged into this one."""
+
+    proposal: MergeProposal
+    this: Contact
+    other: Contact
+
+
+def open_proposals(store: StoreBackend, contact_id: int) -> list[Proposed]:
+    """The open proposals naming `contact_id`, oldest first, each with both contacts."""
+    this = store.get_contact(contact_id)
+    proposed = []
+    for proposal in store.merge_proposals(contact_id=contact_id):
+        other_id = proposal.contact_b if proposal.contact_a == contact_id else proposal.contact_a
+        if other_id is None or other_id == contact_id:
+            continue
+        try:
+            proposed.append(Proposed(proposal, this, store.get_contact(other_id)))
+        except AgentTuiError:
+            continue        # erased or merged away since the list was read
+    return proposed
+
+
 class ConversationScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="conversation.back"),
@@ -87,6 +118,9 @@ class ConversationScreen(Screen[None]):
         Binding("a", "assign", "Assign me", id="conversation.assign"),
         Binding("t", "tag", "Tag", id="conversation.tag"),
         Binding("m", "merge", "Merge contact", id="conversation.merge"),
+        # Shown in the footer only while the contact has open merge proposals.
+        Binding(ACCEPT_KEY, "accept_merge", "Accept merge", id=ACCEPT_ID),
+        Binding(REJECT_KEY, "reject_merge", "Reject merge", id=REJECT_ID),
         Binding("z", "toggle_quotes", "Quotes", id="conversation.quotes"),
         Binding("i", "next_identity", "Reply via", show=False, id="conversation.identity"),
         # Shown in the footer only when some message here has attachments.
@@ -109,6 +143,7 @@ class ConversationScreen(Screen[None]):
         self.history: list[Message] = []        # the contact's messages across conversations
         self.suggestions: list[RenderedSuggestion] = []
         self.targets: list[ReplyTarget] = []
+        self.proposals: list[Proposed] = []     # open merge proposals of the contact
         self._target_index = 0
         self._confirmed_double = False
         # Keys typed before the conversation finished loading ("enter 1 ctrl+s" in one go).
@@ -170,8 +205,9 @@ class ConversationScreen(Screen[None]):
                            else store.get_messages(other.id))
         history.sort(key=lambda m: (m.sent_at, m.id))
         notes = store.get_notes(self.conversation_id)
-        targets = reply_targets(conversation, messages, store.get_contact(conversation.contact_id),
-                                others)
+        contact = store.get_contact(conversation.contact_id)
+        targets = reply_targets(conversation, messages, contact, others)
+        proposals = open_proposals(store, contact.id)
         suggestions: list[RenderedSuggestion] = []
         if app.suggester is not None:
             ranked = suggest_for(app.config, app.suggester, conversation, messages, top=9)
@@ -180,19 +216,21 @@ class ConversationScreen(Screen[None]):
             suggestions = ([s for s in ranked if s.suggestion.score >= OFF_TOPIC_BELOW]
                            or ranked[:1])
         app.deliver(self._show, conversation, messages, history, notes, suggestions, targets,
-                    screen=self)
+                    proposals, screen=self)
 
     def _show(self, conversation: Conversation, messages: list[Message],
               history: list[Message], notes: list[Note],
-              suggestions: list[RenderedSuggestion], targets: list[ReplyTarget]) -> None:
+              suggestions: list[RenderedSuggestion], targets: list[ReplyTarget],
+              proposals: list[Proposed]) -> None:
         if conversation.unread:
             # Written only when it changes: an unchanged store spares the inbox a reload.
             self.agent_app.run_blocking(lambda: self.agent_app.store.mark_read(conversation.id))
         self.conversation, self.messages, self.suggestions = conversation, messages, suggestions
-        had_attachments = bool(self.with_attachments())
-        self.history = history
-        if had_attachments != bool(self.with_attachments()):
-            self.refresh_bindings()         # w comes into (or leaves) the footer
+        had_attachments, had_proposals = bool(self.with_attachments()), bool(self.proposals)
+        self.history, self.proposals = history, proposals
+        if (had_attachments != bool(self.with_attachments())
+                or had_proposals != bool(proposals)):
+            self.refresh_bindings()         # w, y and x come into (or leave) the footer
         # A reload keeps the identity chosen with `i` if it is still there.
         chosen = self.targets[self._target_index] if self.targets else None
         self.targets = targets
@@ -238,6 +276,19 @@ class ConversationScreen(Screen[None]):
             fields = "  ".join(f"{k}: {v}" for k, v in sorted(c.enrichment.items()))
             text.append("\n ")
             text.append_text(plain_line(fields, style="cyan"))
+        keymap = self.agent_app.keymap
+        accept = keymap.get(ACCEPT_ID, ACCEPT_KEY).split(",")[0]
+        reject = keymap.get(REJECT_ID, REJECT_KEY).split(",")[0]
+        for i, proposed in enumerate(self.proposals):
+            # The first one is what y and x act on; the next comes up once it is decided.
+            text.append("\n ")
+            text.append("⇄ same customer? " if i == 0 else "⇄ also proposed: ",
+                        style="bold yellow")
+            text.append_text(plain_line(f"{proposed.proposal.reason}: "
+                                        f"{contact_label(proposed.other)}"))
+            if i == 0:
+                text.append(f"  ({accept} merges into this contact, {reject} rejects)",
+                            style="dim")
         return text
 
     def update_status(self) -> None:
@@ -381,6 +432,8 @@ class ConversationScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "save_attachments":
             return bool(self.with_attachments())
+        if action in ("accept_merge", "reject_merge"):
+            return bool(self.proposals)
         return True
 
     def action_save_attachments(self) -> None:
@@ -438,3 +491,65 @@ class ConversationScreen(Screen[None]):
 
     def action_merge(self) -> None:
         self._act(actions.merge)
+
+    # --- proposed merges and the contact --------------------------------------------------
+
+    def action_accept_merge(self) -> None:
+        """y: the first proposed contact becomes part of this conversation's contact."""
+        if not self.proposals:
+            return
+        proposed = self.proposals[0]
+        keep, other = proposed.this, proposed.other
+        app = self.agent_app
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            if not self._write(lambda: app.store.merge_contacts(keep.id, other.id)):
+                return          # the store said no (and the app showed why)
+            app.notify(f"Contact {other.id} merged into contact {keep.id}: one customer, "
+                       "one history", timeout=4, markup=False)
+            self.refresh_data()
+
+        body = Text()
+        body.append("Merge\n  ")
+        body.append_text(plain_line(contact_label(other), style="bold"))
+        body.append("\ninto this conversation's contact\n  ")
+        body.append_text(plain_line(contact_label(keep), style="bold"))
+        body.append(f"\nIts identities and conversations move to contact {keep.id}, and this "
+                    "timeline shows both histories.\nProposed because: ")
+        body.append_text(plain_line(proposed.proposal.reason))
+        app.push_screen(ConfirmScreen("Accept the proposed merge?", body), done)
+
+    def action_reject_merge(self) -> None:
+        """x: the two stay separate customers; the pair is never proposed again."""
+        if not self.proposals:
+            return
+        proposed = self.proposals[0]
+        this, other = proposed.this, proposed.other
+        app = self.agent_app
+
+        def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            if self._write(lambda: app.store.reject_merge(this.id, other.id)):
+                app.notify(f"Contacts {this.id} and {other.id} stay two customers",
+                           timeout=4, markup=False)
+            self.refresh_data()
+
+        body = Text()
+        body.append("Keep these two customers apart:\n  ")
+        body.append_text(plain_line(contact_label(this), style="bold"))
+        body.append("\n  ")
+        body.append_text(plain_line(contact_label(other), style="bold"))
+        body.append("\nThe pair is not proposed again (m, or agent-tui contact merge, can still "
+                    "join them).\nProposed because: ")
+        body.append_text(plain_line(proposed.proposal.reason))
+        app.push_screen(ConfirmScreen("Reject the proposed merge?", body), done)
+
+    def _write(self, change: Callable[[], None]) -> bool:
+        """A store change; False when the store refused it (the app has said why)."""
+        def changed() -> bool:
+            change()
+            return True
+        return bool(self.agent_app.run_blocking(changed))
