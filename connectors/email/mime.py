@@ -236,7 +236,7 @@ def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[t
         return _PLACEHOLDER.sub(lambda m: words[int(m.group(1))], text) if words else text
 
     texts = [_ENCODED_WORD.sub(hide, _header_text(v, charset_hint)) for v in raw_values]
-    for name, address in getaddresses(texts):
+    for name, address in _simple_addresses(texts) or getaddresses(texts):
         address = clean_line(decode_header_value(restore(address))).lower()
         if not address or ("@" not in address and not name):
             continue
@@ -246,6 +246,33 @@ def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[t
 
 
 _PLACEHOLDER = re.compile(r"encodedword(\d+)x")
+
+# One address in one of its three everyday forms, where getaddresses' result is plain to see:
+# `local@domain`, `<local@domain>`, `Some Name <local@domain>` or `"Some Name" <local@domain>`.
+_ADDR_SPEC = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_ADDRESS = re.compile(
+    rf"""[ \t]*(?:
+        (?P<bare>{_ADDR_SPEC})
+      | (?:"(?P<quoted>[^"\\\r\n]*)"[ \t]*|(?P<phrase>[^\s()<>@,:;."\[\]\\]+
+            (?:[ \t]+[^\s()<>@,:;."\[\]\\]+)*)[ \t]*)?<(?P<angle>{_ADDR_SPEC})>
+    )[ \t]*""", re.VERBOSE)
+
+
+def _simple_addresses(texts: list[str]) -> list[tuple[str, str]] | None:
+    """getaddresses(texts) when every text is one address in an everyday form, else None."""
+    pairs = []
+    for text in texts:
+        match = _SIMPLE_ADDRESS.fullmatch(text)
+        if match is None:
+            return None
+        bare, quoted, phrase, angle = match.group("bare", "quoted", "phrase", "angle")
+        if bare:
+            pairs.append(("", bare))
+        elif quoted is not None:
+            pairs.append((quoted, angle))
+        else:
+            pairs.append((" ".join(phrase.split()) if phrase else "", angle))
+    return pairs
 
 
 def _message_ids(value: str) -> list[str]:
@@ -371,7 +398,11 @@ def _is_attachment(part: Message) -> bool:
     disposition = part.get_content_disposition()
     if disposition == "attachment":
         return True
-    return bool(part.get_filename()) and disposition != "inline"
+    if disposition == "inline":
+        return False
+    if disposition is None and "name" not in str(part.get("content-type", "")).lower():
+        return False                # no parameter get_filename() could find
+    return bool(part.get_filename())
 
 
 def _raw_filename(part: Message) -> str:

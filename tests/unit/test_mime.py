@@ -584,3 +584,29 @@ def test_attachment_size_without_decoding_matches_decoded_length() -> None:
                 part.set_payload(payload)
             assert _payload_size(fast) == len(_decoded_payload(slow)), (payload, cte)
             assert [type(d) for d in fast.defects] == [type(d) for d in slow.defects]
+
+
+def test_simple_address_fast_path_agrees_with_getaddresses(shared_data: Path) -> None:
+    import random
+    from email.utils import getaddresses
+
+    from connectors.email.mime import _simple_addresses
+
+    texts = {str(value) for path in _corpus_files(shared_data)
+             for name in ("from", "to", "cc", "reply-to", "sender")
+             for value in email.message_from_bytes(path.read_bytes()).get_all(name, [])}
+    rng = random.Random(7)
+    characters = [*"abXY éü'-_+!#%&*/=?^`{|}~\x00\xa0.\"\\,;:()<>[]@\t", "  "]
+    addresses = ["a@b.c", "a.b@c-d.e", "A_B+c@X.org", "a..b@c", "a@b.", ".a@b", "a b@c"]
+    for _ in range(5000):
+        name = "".join(rng.choice(characters) for _ in range(rng.randint(0, 6)))
+        address = rng.choice(addresses)
+        texts |= {address, f" <{address}>", f"{name} <{address}>", f'"{name}"<{address}> ',
+                  f"{name}<{address}>x"}
+    taken = 0
+    for text in sorted(texts):
+        fast = _simple_addresses([text])
+        if fast is not None:
+            taken += 1
+            assert fast == getaddresses([text]), text
+    assert taken > 1000
