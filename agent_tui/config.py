@@ -335,11 +335,14 @@ UI_BINDING_IDS: frozenset[str] = frozenset({
     "conversation.snooze", "conversation.assign", "conversation.tag", "conversation.merge",
     "conversation.quotes", "conversation.identity", "conversation.send", "conversation.editor",
     "conversation.save_attachments", "conversation.accept_merge", "conversation.reject_merge",
+    "conversation.contact",
     *(f"conversation.take{i}" for i in range(1, 10)),
     *(f"conversation.insert{i}" for i in range(1, 10)),
     "search.back", "search.down", "search.up", "search.open",
     "attachments.cancel", "attachments.up", "attachments.down",
     "confirm.yes", "confirm.no",
+    "contact.back", "contact.down", "contact.up", "contact.open", "contact.export", "contact.erase",
+    "erase.cancel",
 })
 # One key as Textual names it ("x", "G", "ctrl+s", "alt+1", "f5", "question_mark") or as the
 # character itself ("?"); several are separated by commas.

@@ -1,18 +1,22 @@
-"""Merge proposals in the conversation:
+"""Merge proposals in the conversation, the contact screen (export, erase):
 each action checked in the store (or on disk) afterwards."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from textual.widgets._footer import FooterKey
 
 from agent_tui.errors import NotFound
 from agent_tui.store import Store
 from agent_tui.ui.app import AgentApp
+from agent_tui.ui.screens.contact import ContactScreen, EraseContactScreen
 from agent_tui.ui.screens.conversation import ConversationScreen
+from agent_tui.ui.screens.inbox import InboxScreen
 from agent_tui.ui.widgets.confirm import ConfirmScreen
 from tests.ui.conftest import seed_proposal, settle
 
@@ -109,3 +113,112 @@ async def test_proposed_merge_rejected_and_cancel_keeps_it(make_app: MakeApp,
         assert f"Contacts {kim} and {sms} stay two customers" in notes(app)
         await pilot.press("y")                        # nothing left to accept: no dialog
         assert isinstance(app.screen, ConversationScreen)
+
+
+# --- the contact screen ---------------------------------------------------------------------
+
+
+async def test_contact_screen_shows_identities_conversations_and_counts(
+        make_app: MakeApp, ui_store: Store) -> None:
+    _, kim, sms = seed_proposal(ui_store)
+    ui_store.merge_contacts(kim, sms)
+    ui_store.add_note(conversation_of(ui_store, KIM), "Mia", "called back")
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ContactScreen) and screen.contact_id == kim
+        assert text_of(app, "#contact-title") == (
+            f" Contact {kim} · Kim Berger · 2 conversations, 2 messages")
+        summary = text_of(app, "#contact-summary")
+        assert "email    kim@example.org" in summary and "phone    +491701234567" in summary
+        assert "2 in, 0 out · 1 note · 0 attachments · email, sms" in summary
+        assert screen.table.row_count == 2
+        # enter opens the conversation under the cursor (the newest first)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConversationScreen)
+        assert app.screen.conversation_id == screen.facts.conversations[0].id  # type: ignore[union-attr]
+
+
+async def test_export_writes_contact_json(make_app: MakeApp, ui_store: Store,
+                                          tmp_path: Path) -> None:
+    _, kim, sms = seed_proposal(ui_store)
+    ui_store.merge_contacts(kim, sms)
+    out = tmp_path / "requests" / "kim"
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("x")
+        answer = app.screen.query_one(Input)
+        assert answer.value.endswith(f"contact-{kim}-export")     # a default to start from
+        answer.value = str(out)
+        await pilot.press("enter")
+        await settle(pilot)
+        document = json.loads((out / "contact.json").read_text())
+        assert document["contact"]["id"] == kim
+        texts = [m["text"] for c in document["conversations"] for m in c["messages"]]
+        assert "Ist mein Paket schon unterwegs?" in texts and len(texts) == 2
+        assert (out / "summary.txt").is_file()
+        assert isinstance(app.screen, ContactScreen) and app.screen.exported_to == out.resolve()
+        assert any(str(out.resolve()) in n and "Exported 2 messages in 2 conversations" in n
+                   for n in notes(app))
+
+        # Exporting again into the same (now full) directory is refused, nothing overwritten.
+        await pilot.press("x")
+        app.screen.query_one(Input).value = str(out)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert any("exists and is not empty" in n for n in notes(app))
+
+
+async def test_erase_names_what_goes_needs_the_word_and_returns_to_the_inbox(
+        make_app: MakeApp, ui_store: Store) -> None:
+    _, kim, sms = seed_proposal(ui_store)
+    ui_store.merge_contacts(kim, sms)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("E")
+        assert isinstance(app.screen, EraseContactScreen)
+        what = str(app.screen.query_one("#erase-what Static", Static).render())
+        assert "2 identities:" in what
+        assert "email kim@example.org" in what and "phone +491701234567" in what
+        assert "2 conversations, 2 messages:" in what
+        assert "· Wo bleibt meine Bestellung? · open · 1 message" in what
+        assert "· Ist mein Paket schon unterwegs? · open · 1 message" in what
+
+        await pilot.press(*"erse", "enter")            # not the word: nothing happens
+        await settle(pilot)
+        assert isinstance(app.screen, EraseContactScreen)
+        assert ui_store.get_contact(kim).identities
+        await pilot.press(*"erase", "enter")
+        await settle(pilot)
+
+        assert isinstance(app.screen, InboxScreen)
+        with pytest.raises(NotFound):
+            ui_store.get_contact(kim)
+        assert ui_store.find_contact("kim@example.org") is None
+        assert ui_store.search("Paket") == [] and ui_store.search("Bestellung") == []
+        assert KIM not in [c.subject for c in app.screen.rows]
+        assert len(app.screen.rows) == 5
+        assert any(n.startswith(f"Erased contact {kim} · Kim Berger") and
+                   "2 identities, 2 conversations, 2 messages" in n for n in notes(app))
+
+
+async def test_erase_cancelled_keeps_everything(make_app: MakeApp, ui_store: Store) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("E", *"erase", "escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ContactScreen)
+        assert ui_store.find_contact("kim@example.org") is not None

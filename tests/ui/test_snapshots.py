@@ -116,3 +116,26 @@ def test_accept_merge_confirmation(snap_compare: Any, make_app: Callable[[], Age
     seed_proposal(ui_store)
     assert snap_compare(make_app(), terminal_size=(80, 24),
                         run_before=_open("Wo bleibt meine Bestellung?", "y"))
+
+
+def _merged_contact(store: Store) -> None:
+    _, kim, sms = seed_proposal(store)
+    store.merge_contacts(kim, sms)
+    store.add_note(next(c.id for c in store.list_conversations() if c.contact_id == kim),
+                   "Mia", "called back")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_contact(snap_compare: Any, make_app: Callable[[], AgentApp], ui_store: Store,
+                 size: tuple[int, int]) -> None:
+    _merged_contact(ui_store)
+    assert snap_compare(make_app(), terminal_size=size,
+                        run_before=_open("Wo bleibt meine Bestellung?", "c"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_erase_confirmation(snap_compare: Any, make_app: Callable[[], AgentApp],
+                            ui_store: Store, size: tuple[int, int]) -> None:
+    _merged_contact(ui_store)
+    assert snap_compare(make_app(), terminal_size=size,
+                        run_before=_open("Wo bleibt meine Bestellung?", "c", "E", *"era"))

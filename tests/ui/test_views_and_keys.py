@@ -276,6 +276,7 @@ async def test_a_keymap_clash_is_reported_once(ui_config: Config, ui_store: Stor
 def test_every_binding_of_the_ui_has_an_id_the_config_knows() -> None:
     """[ui.keymap] ids are checked by the config without importing the UI: keep both in step."""
     import agent_tui.ui.screens.attachments
+    import agent_tui.ui.screens.contact
     import agent_tui.ui.screens.conversation
     import agent_tui.ui.screens.help
     import agent_tui.ui.screens.inbox

@@ -121,6 +121,7 @@ class ConversationScreen(Screen[None]):
         # Shown in the footer only while the contact has open merge proposals.
         Binding(ACCEPT_KEY, "accept_merge", "Accept merge", id=ACCEPT_ID),
         Binding(REJECT_KEY, "reject_merge", "Reject merge", id=REJECT_ID),
+        Binding("c", "contact", "Contact", id="conversation.contact"),
         Binding("z", "toggle_quotes", "Quotes", id="conversation.quotes"),
         Binding("i", "next_identity", "Reply via", show=False, id="conversation.identity"),
         # Shown in the footer only when some message here has attachments.
@@ -553,3 +554,10 @@ class ConversationScreen(Screen[None]):
             change()
             return True
         return bool(self.agent_app.run_blocking(changed))
+
+    def action_contact(self) -> None:
+        """c: the contact's identities, conversations and counts; export and erase."""
+        from agent_tui.ui.screens.contact import ContactScreen
+
+        if self.conversation is not None:
+            self.app.push_screen(ContactScreen(self.conversation.contact_id))
