@@ -8,9 +8,11 @@ message each, mail, SMS, WhatsApp and Telegram). Then A agent processes (default
 its own store object, work through the queue at once, all in the same order (the longest-waiting
 first, as `space` in the inbox walks it), so they keep colliding on the same conversations. For
 each conversation an agent takes the reply lease (`reply:<id>`, as the composer does); only when
-it holds the lease does it look whether the conversation was answered meanwhile (the timeline a
-person would see) and, if not, queue a reply through `agent_tui.engine.replies.queue_reply`,
-assign it to itself and release the lease. An observer process with its own store object polls
+it holds the lease does it look whether a colleague took the conversation meanwhile (its
+assignee, as the inbox shows it) and, if not, queue a reply through
+`agent_tui.engine.replies.queue_reply`, assign it to itself and release the lease. (The look
+reads the conversation by id; `outbox_rows(conversation_id=)` would be a full scan of the outbox
+on SQLite, which has no index on outbox.conversation_id yet.) An observer process with its own store object polls
 `data_version()` (what every TUI polls, every 0.5 s) as fast as it can and, whenever it changes,
 counts the replies it can see.
 
@@ -113,7 +115,7 @@ def agent(location: str, number: int, queue_ids: list[int], use_lease: bool, sec
             refused += 1                # "Agent2 is replying": on to the next one
             continue
         try:
-            if store.outbox_rows(conversation_id=conversation_id):
+            if store.get_conversation(conversation_id).assignee is not None:
                 answered_before += 1    # a colleague answered while we walked here
                 continue
             outbox_id = queue_reply(store, conversation_id, f"Hallo, {name} hier: Ihre "
