@@ -12,9 +12,9 @@ it holds the lease does it look whether a colleague took the conversation meanwh
 assignee, as the inbox shows it) and, if not, queue a reply through
 `agent_tui.engine.replies.queue_reply`, assign it to itself and release the lease. (The look
 reads the conversation by id; `outbox_rows(conversation_id=)` would be a full scan of the outbox
-on SQLite, which has no index on outbox.conversation_id yet.) An observer process with its own store object polls
-`data_version()` (what every TUI polls, every 0.5 s) as fast as it can and, whenever it changes,
-counts the replies it can see.
+on SQLite, which has no index on outbox.conversation_id yet.) An observer process with its own
+store object polls `data_version()` (what every TUI polls, every 0.5 s) as fast as it can and,
+whenever it changes, counts the replies it can see.
 
 Reported per backend:
 - double replies: conversations with more than one reply at the end (must be 0);
