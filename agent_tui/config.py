@@ -330,7 +330,7 @@ UI_BINDING_IDS: frozenset[str] = frozenset({
     "inbox.down", "inbox.up", "inbox.top", "inbox.bottom", "inbox.open", "inbox.next_waiting",
     "inbox.reply", "inbox.close", "inbox.snooze", "inbox.assign", "inbox.tag", "inbox.search",
     "inbox.next_match", "inbox.previous_match", "inbox.view", "inbox.channel",
-    "inbox.filter_tag",
+    "inbox.filter_tag", "inbox.stats",
     "conversation.back", "conversation.reply", "conversation.note", "conversation.close",
     "conversation.snooze", "conversation.assign", "conversation.tag", "conversation.merge",
     "conversation.quotes", "conversation.identity", "conversation.send", "conversation.editor",
@@ -343,6 +343,7 @@ UI_BINDING_IDS: frozenset[str] = frozenset({
     "confirm.yes", "confirm.no",
     "contact.back", "contact.down", "contact.up", "contact.open", "contact.export", "contact.erase",
     "erase.cancel",
+    "stats.back", "stats.period", "stats.reload", "stats.down", "stats.up",
 })
 # One key as Textual names it ("x", "G", "ctrl+s", "alt+1", "f5", "question_mark") or as the
 # character itself ("?"); several are separated by commas.

@@ -31,6 +31,7 @@ POLL_SECONDS = 0.5
 EARLY_WARNING_SECONDS = 300.0
 CLOCK_REFRESH_SECONDS = 60.0    # waited times move on even when nothing was written
 SIXTEEN_COLOUR_THEME = "ansi-dark"
+STATS = "Stats"     # the inbox key's description and the palette command
 
 
 class AgentApp(App[int]):
@@ -156,6 +157,9 @@ class AgentApp(App[int]):
                 key = self.keys_of(binding).split(",")[0]
                 yield SystemCommand(binding.description, f"key {key}",
                                     partial(source.run_action, binding.action))
+        if STATS not in seen:       # the inbox has a key for it; every screen has the palette
+            yield SystemCommand(STATS, "Volume per channel, response times, SLA breaches",
+                                self.action_stats)
 
     def keys_of(self, binding: Binding) -> str:
         """The keys a binding answers to, after the user's keymap."""
@@ -185,6 +189,11 @@ class AgentApp(App[int]):
                 self.notify(f"[ui.keymap] gave {', '.join(lost)} to {taker.description!r} "
                             f"({taker.id}): {binding.description!r} ({binding.id}) lost it",
                             title="Keymap", severity="warning", markup=False, timeout=8)
+
+    def action_stats(self) -> None:
+        from agent_tui.ui.screens.stats import open_stats
+
+        open_stats(self)
 
     def action_help(self) -> None:
         from agent_tui.ui.screens.help import HelpScreen

@@ -186,3 +186,23 @@ def seed_proposal(store: Store) -> tuple[int, int, int]:
     proposal = store.propose_merge(kim, sms, "phone +491701234567 in a mail signature")
     assert proposal is not None
     return proposal, kim, sms
+
+
+def seed_replies(store: Store) -> None:
+    """Two replies, as the outbox sender records them: Jonas got a suggestion unchanged after
+    30 minutes, Sam an automatic answer after 5 (the figures the stats screen shows)."""
+    replies = [("Rücksendung", "jonas@example.org", 15, {"entry_id": "returns",
+                                                        "suggestion_edited": False}),
+               ("", "7", 5, {"automatic": True, "entry_id": "opening-hours"})]
+    for n, (subject, to, minutes_ago, payload) in enumerate(replies):
+        conversation = next(c for c in store.list_conversations()
+                            if c.contact_address == to and c.subject == subject)
+        account = conversation.account
+        outbox_id = store.outbox_enqueue(conversation.id, account,
+                                         {"channel": str(conversation.channel), "to": to,
+                                          "text": "ok", **payload}, idempotency_key=f"r{n}")
+        store.record_outbound(account, InboundMessage(
+            channel=conversation.channel, provider_id=f"reply-{n}", direction=Direction.OUTBOUND,
+            sender="service@shop.example", sender_name="Mia", recipients=[to],
+            sent_at=NOW - timedelta(minutes=minutes_ago), subject="", text="ok",
+            extra={"outbox_id": outbox_id}), conversation_id=conversation.id)

@@ -1,24 +1,28 @@
-"""Merge proposals in the conversation, the contact screen (export, erase):
+"""Merge proposals in the conversation, the contact screen (export, erase) and the stats screen:
 each action checked in the store (or on disk) afterwards."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import Input, Static
 from textual.widgets._footer import FooterKey
 
 from agent_tui.errors import NotFound
+from agent_tui.insight.stats import compute_stats, open_readonly
 from agent_tui.store import Store
 from agent_tui.ui.app import AgentApp
 from agent_tui.ui.screens.contact import ContactScreen, EraseContactScreen
 from agent_tui.ui.screens.conversation import ConversationScreen
 from agent_tui.ui.screens.inbox import InboxScreen
+from agent_tui.ui.screens.stats import StatsScreen
 from agent_tui.ui.widgets.confirm import ConfirmScreen
-from tests.ui.conftest import seed_proposal, settle
+from tests.ui.conftest import NOW, seed_proposal, seed_replies, settle
 
 MakeApp = Callable[[], AgentApp]
 KIM = "Wo bleibt meine Bestellung?"
@@ -26,6 +30,14 @@ KIM = "Wo bleibt meine Bestellung?"
 
 def text_of(app: AgentApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
+
+
+def printed(app: AgentApp, selector: str, width: int = 100) -> str:
+    """What a Static holding Rich renderables (tables, the chart) shows, as plain text."""
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(
+        app.screen.query_one(selector, Static).content)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def conversation_of(store: Store, subject: str) -> int:
@@ -222,3 +234,57 @@ async def test_erase_cancelled_keeps_everything(make_app: MakeApp, ui_store: Sto
         await settle(pilot)
         assert isinstance(app.screen, ContactScreen)
         assert ui_store.find_contact("kim@example.org") is not None
+
+
+# --- stats ------------------------------------------------------------------------------------
+
+
+async def test_stats_screen_shows_the_seeded_figures(make_app: MakeApp, ui_store: Store) -> None:
+    seed_replies(ui_store)
+    app = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        await settle(pilot)
+        await pilot.press("S")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, StatsScreen) and screen.stats is not None
+        db = open_readonly(app.config.store.path)
+        expected = compute_stats(db, screen.stats.since, NOW, app.config.sla, app.business_hours)
+        db.close()
+        assert screen.stats.as_json() == expected.as_json()      # the CLI's figures
+        body = printed(app, "#stats-body")
+        assert "Sun 11-22 " in body and "Mon 11-23 " in body
+        lines = body.splitlines()
+        email = next(line for line in lines if line.startswith("email "))
+        assert email.split()[1:4] == ["1", "30", "min"]            # answered, median
+        assert "2 of 4 (50%)" in email
+        assert "3 of 7 (43%)" in next(line for line in lines if line.startswith("all "))
+        assert "Replies 2, answered automatically 1 (50%)" in body
+        assert "Suggestions 1 taken unchanged, 0 edited, 0 ignored; 0 replies written " \
+               "without one" in body
+        assert text_of(app, "#stats-title").startswith(
+            " Stats · 2026-10-24 10:00 – 2026-11-23 10:00 UTC (30d)")
+
+        await pilot.press("p")                                     # a shorter period
+        app.screen.query_one(Input).value = "12h"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "Sun 11-22" not in printed(app, "#stats-body")
+        assert "(12h)" in text_of(app, "#stats-title")
+        await pilot.press("escape")
+        assert isinstance(app.screen, InboxScreen)
+
+
+async def test_stats_from_the_command_palette_on_any_screen(make_app: MakeApp,
+                                                            ui_store: Store) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Stats" in titles
+        await pilot.press("ctrl+p", *"Stats")
+        await settle(pilot)         # the palette searches in a worker of its own
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        assert "3 of 7 (43%)" in printed(app, "#stats-body")

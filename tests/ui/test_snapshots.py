@@ -12,7 +12,7 @@ from agent_tui.config import Config
 from agent_tui.store import Store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
 from agent_tui.ui.screens.conversation import ConversationScreen
-from tests.ui.conftest import NOW, seed_attachments, seed_proposal, settle
+from tests.ui.conftest import NOW, seed_attachments, seed_proposal, seed_replies, settle
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -139,3 +139,16 @@ def test_erase_confirmation(snap_compare: Any, make_app: Callable[[], AgentApp],
     _merged_contact(ui_store)
     assert snap_compare(make_app(), terminal_size=size,
                         run_before=_open("Wo bleibt meine Bestellung?", "c", "E", *"era"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stats(snap_compare: Any, make_app: Callable[[], AgentApp], ui_store: Store,
+               size: tuple[int, int]) -> None:
+    seed_replies(ui_store)
+
+    async def run_before(pilot: Any) -> None:
+        await _settle(pilot)
+        await pilot.press("S")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)

@@ -281,6 +281,7 @@ def test_every_binding_of_the_ui_has_an_id_the_config_knows() -> None:
     import agent_tui.ui.screens.help
     import agent_tui.ui.screens.inbox
     import agent_tui.ui.screens.search
+    import agent_tui.ui.screens.stats
     import agent_tui.ui.widgets.confirm
     import agent_tui.ui.widgets.prompt  # noqa: F401
 

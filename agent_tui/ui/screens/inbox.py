@@ -58,6 +58,7 @@ class InboxScreen(Screen[None]):
         Binding("v", "next_view", "View", id="inbox.view"),
         Binding("c", "next_channel", "Channel", id="inbox.channel"),
         Binding("f", "filter_tag", "Tag filter", show=False, id="inbox.filter_tag"),
+        Binding("S", "stats", "Stats", id="inbox.stats"),
     ]
 
     def __init__(self) -> None:
@@ -273,6 +274,9 @@ class InboxScreen(Screen[None]):
                 self.app.push_screen(SearchScreen(query))
 
         self.app.push_screen(PromptScreen("Search all messages:"), done)
+
+    def action_stats(self) -> None:
+        self.agent_app.action_stats()
 
     def action_next_view(self) -> None:
         self.view_index = (self.view_index + 1) % len(self.agent_app.views)
