@@ -83,6 +83,12 @@ def connect(endpoint: Endpoint) -> IMAPClient:
         client = IMAPClient(endpoint.host, port=endpoint.port,
                             ssl=endpoint.tls == "implicit", ssl_context=context,
                             timeout=endpoint.timeout)
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            # imapclient sets imaplib's debug level 5 so that imaplib's messages reach that
+            # logger; imaplib then builds the repr of every response - each fetched mail, and
+            # every batch again as a whole - for a log call that drops it: about half the CPU
+            # of a big fetch. Only when nobody listens, leave it out.
+            client._imap.debug = 0
         try:
             if endpoint.tls == "starttls":
                 assert context is not None
