@@ -13,8 +13,10 @@ raise StoreError with one line that names the store's path, never the key.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import sys
+import weakref
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -80,6 +82,26 @@ def sqlcipher_version() -> str | None:
         db.close()
 
 
+# This process's connections by store file: while one is open, the file is not read directly.
+_OPEN: dict[Path, weakref.WeakSet[Any]] = {}
+
+
+def _has_open_connection(path: Path) -> bool:
+    for connection in list(_OPEN.get(path, ())):
+        try:
+            _ = connection.total_changes    # raises once the connection is closed
+        except Exception:                   # sqlite3's or SQLCipher's ProgrammingError
+            continue
+        return True
+    return False
+
+
+@functools.cache
+def _tracked_connection(driver: Any) -> type:
+    """The driver's Connection class, made weak-referenceable for `_OPEN`."""
+    return type("TrackedConnection", (driver.Connection,), {})
+
+
 def file_is_plaintext(path: Path) -> bool | None:
     """True for an unencrypted SQLite file, False for anything else, None when it is empty
     or missing (a new store: either way works)."""
@@ -106,7 +128,11 @@ def connect(path: str | Path, key: str | None, *, readonly: bool = False,
     isolation_level, check_same_thread). Raises StoreError (one line, naming the path).
     """
     path = Path(path).expanduser()
-    plaintext = file_is_plaintext(path)
+    # Read the header only before this process holds a connection to the file: closing any
+    # descriptor of a file drops all of this process's POSIX locks on it, SQLite's included, and
+    # another process would then take itself for the last connection and delete the WAL.
+    checked = path.resolve()
+    plaintext = None if _has_open_connection(checked) else file_is_plaintext(path)
     if key is None and plaintext is False:
         raise StoreError(f"{path}: the store is encrypted (or not a SQLite file); set "
                          f"[store] encryption_key to its key ({_HOWTO})")
@@ -120,7 +146,7 @@ def connect(path: str | Path, key: str | None, *, readonly: bool = False,
     if readonly:
         target, kwargs = f"{path.resolve().as_uri()}?mode=ro", {**kwargs, "uri": True}
     try:
-        db = driver.connect(target, **kwargs)
+        db = driver.connect(target, factory=_tracked_connection(driver), **kwargs)
     except driver.Error as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from None
     try:
@@ -130,12 +156,16 @@ def connect(path: str | Path, key: str | None, *, readonly: bool = False,
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except driver.Error as exc:
         db.close()
+        if key is None and "not a database" in str(exc):
+            raise StoreError(f"{path}: the store is encrypted (or not a SQLite file); set "
+                             f"[store] encryption_key to its key ({_HOWTO})") from None
         if key is None:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None
         # SQLCipher says only "file is not a database": the key does not fit this file
         raise StoreError(f"{path}: cannot decrypt the store: wrong [store] encryption_key "
                          "(or the file is not an agent-tui store)") from None
     db.row_factory = driver.Row
+    _OPEN.setdefault(checked, weakref.WeakSet()).add(db)
     return cast(sqlite3.Connection, db)
 
 

@@ -68,7 +68,8 @@ def wait_for(what: str, condition: Callable[[], bool], tmux: Tmux) -> None:
 
 def conversation_channels(config: Path) -> set[str]:
     listed = subprocess.run(
-        [sys.executable, "-m", "agent_tui", "--config", str(config), "list", "--json"],
+        [sys.executable, "-m", "agent_tui", "--config", str(config), "list", "--json",
+         "--limit", "100000"],
         capture_output=True, text=True, cwd=REPO, check=False)
     if listed.returncode != 0:
         return set()
