@@ -21,7 +21,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from agent_tui.engine.attachments import SavedAttachment, save_attachments
+from agent_tui.engine.attachments import SavedAttachment, media_fetcher, save_attachments
 from agent_tui.engine.replies import last_inbound, queue_reply
 from agent_tui.engine.suggestions import RenderedSuggestion, suggest_for
 from agent_tui.errors import AgentTuiError
@@ -461,7 +461,7 @@ class ConversationScreen(Screen[None]):
         """Reads the mail source and writes files: off the UI thread. The report goes to the app,
         so it is shown even if this screen was closed meanwhile."""
         try:
-            saved = save_attachments(app.reads, message, directory)
+            saved = save_attachments(app.reads, message, directory, media_fetcher(app.config))
         except OSError as exc:
             app.deliver(partial(app.notify, f"Cannot save to {directory}: "
                                 f"{exc.strerror or exc}", severity="error", markup=False))
