@@ -244,7 +244,12 @@ CREATE TABLE contact_hints (
 CREATE INDEX contact_hints_address ON contact_hints(kind, address);
 """ + _notify_triggers(("merge_proposals",))
 
-PG_MIGRATIONS: list[str] = [PG_SCHEMA_V1, PG_SCHEMA_V2, PG_SCHEMA_V3]
+# SQLite's step 4 adds this index; PostgreSQL stores had it from the start.
+PG_SCHEMA_V4 = """
+CREATE INDEX IF NOT EXISTS outbox_conversation ON outbox(conversation_id);
+"""
+
+PG_MIGRATIONS: list[str] = [PG_SCHEMA_V1, PG_SCHEMA_V2, PG_SCHEMA_V3, PG_SCHEMA_V4]
 
 # Tables with an identity id, whose sequence follows the copied ids after `store migrate`.
 IDENTITY_TABLES = ("contacts", "identities", "conversations", "messages", "notes", "outbox",

@@ -207,4 +207,9 @@ CREATE TABLE contact_hints (
 CREATE INDEX contact_hints_address ON contact_hints(kind, address);
 """
 
-MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3]
+# The conversation screen and the reply lease ask for one conversation's outbox rows.
+SCHEMA_V4 = """
+CREATE INDEX outbox_conversation ON outbox(conversation_id);
+"""
+
+MIGRATIONS: list[str] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4]
