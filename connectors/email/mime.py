@@ -382,7 +382,7 @@ def _payload_size(part: Message) -> int:
         data = payload.encode("ascii")
         padding = data.translate(None, _BASE64_ALPHABET)
         if padding in (b"", b"=", b"==") and data.rstrip(b"\r\n").endswith(padding):
-            characters = len(data) - data.count(b"\r") - data.count(b"\n")
+            characters = len(data.translate(None, b"\r\n"))
             if characters % 4 == 0:
                 return characters // 4 * 3 - len(padding)
     return len(_decoded_payload(part))

@@ -6,12 +6,12 @@ mail with a 100 kB attachment costs milliseconds. Most mail is regular, so `pars
 it at its boundary lines with `str.find` and lets the stdlib parser read only the header blocks.
 
 It returns None - and the caller parses with the stdlib parser - whenever the mail is not plainly
-regular: mixed line endings, a part without a blank line after its headers, a boundary line with
-trailing text or blanks, an empty part, text after the closing boundary that looks like a
-boundary, a missing boundary, an unusual transfer encoding on a multipart, message/* parts,
-multipart/digest, or deep nesting. Whatever it returns is the tree the stdlib parser (compat32)
-builds for the same bytes: the same headers, payloads, preambles, epilogues and defects
-(tests/unit/test_mime.py compares the two over every mail it has).
+regular: a stray CR or LF in a header block or before a boundary, a part without a blank line
+after its headers, a boundary line with trailing text or blanks, an empty part, text after the
+closing boundary that looks like a boundary, a missing boundary, an unusual transfer encoding on
+a multipart, message/* parts, multipart/digest, or deep nesting. Whatever it returns is the tree
+the stdlib parser (compat32) builds for the same bytes: the same headers, payloads, preambles,
+epilogues and defects (tests/unit/test_mime.py compares the two over every mail it has).
 """
 
 from __future__ import annotations
@@ -29,13 +29,10 @@ MAX_NESTING = 12
 
 def parse_structure(raw: bytes) -> Message | None:
     """The message tree of `raw` as BytesParser(policy=compat32) builds it, or None."""
-    crs = raw.count(b"\r")
-    if crs:
-        if raw.count(b"\n") != crs or raw.count(b"\r\n") != crs:
-            return None             # mixed or bare-CR line endings: the stdlib's line rules
-        newline = "\r\n"
-    else:
-        newline = "\n"
+    # The stdlib ends a line at CRLF, CR or LF. Cuts are made at `newline` only; a stray CR or
+    # LF elsewhere is harmless in a body, makes a header block fail its check below, and is
+    # looked for before each boundary.
+    newline = "\r\n" if b"\r\n" in raw else "\n"
     return _part(raw.decode("ascii", "surrogateescape"), newline, 0)
 
 
@@ -73,6 +70,9 @@ def _split_multipart(message: Message, body: str, newline: str, depth: int) -> b
         return False
     delimiter = "--" + boundary
     marker = newline + delimiter
+    if "\r" + delimiter in body or (
+            newline == "\r\n" and body.count("\n" + delimiter) != body.count(marker)):
+        return False                # a boundary line after a stray CR or LF
     start = 0 if body.startswith(delimiter) else _line_start(body, marker, 0, newline)
     starts: list[int] = []      # where each boundary line starts
     ends: list[int] = []        # and where the line after it starts
@@ -81,6 +81,8 @@ def _split_multipart(message: Message, body: str, newline: str, depth: int) -> b
         after = start + len(delimiter)
         line_end = body.find(newline, after)
         rest = body[after:len(body) if line_end < 0 else line_end]
+        if "\r" in rest or "\n" in rest:
+            return False            # the stdlib would end this line at the stray CR or LF
         if rest in ("", "--"):
             if closed or (rest == "" and line_end < 0):
                 return False    # a boundary line after the closing one, or one at the very end

@@ -543,6 +543,11 @@ def _structure_variants(raw: bytes) -> list[bytes]:
                                          (line + edit).replace(b"\n", b"\r\n") + b"\r\n", 1))
         variants.append(lf.rsplit(line, 1)[0])                    # no closing boundary
         variants.append(lf.replace(line, b"\r" + line, 1))        # a bare CR
+        crlf_line = b"\r\n--" + boundary
+        variants += [crlf.replace(crlf_line, line, 1),            # a bare LF before a boundary
+                     crlf.replace(crlf_line + b"\r\n", crlf_line + b"\n", 1),
+                     lf.replace(line + b"\n", line + b"\r\n", 1),
+                     crlf.replace(crlf_line, b"\r" + crlf_line, 1)]
     variants += [lf.replace(b"\n\n", b"\nno header here\n\n", 1), b"\n" + lf, lf + b"\n--x--",
                  lf.replace(b"\n\n", b"\n", 1), b"From someone\n" + lf]
     return variants
