@@ -33,7 +33,10 @@ def parse_structure(raw: bytes) -> Message | None:
     # LF elsewhere is harmless in a body, makes a header block fail its check below, and is
     # looked for before each boundary.
     newline = "\r\n" if b"\r\n" in raw else "\n"
-    return _part(raw.decode("ascii", "surrogateescape"), newline, 0)
+    try:
+        return _part(raw.decode("ascii", "surrogateescape"), newline, 0)
+    except Exception:   # whatever went wrong here, the stdlib parser decides about this mail
+        return None
 
 
 def _part(text: str, newline: str, depth: int) -> Message | None:
