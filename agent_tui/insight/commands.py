@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import Config
-from agent_tui.errors import UsageError
-from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats, open_readonly
+from agent_tui.errors import StoreError, UsageError
+from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats
+from agent_tui.store import open_store
 from agent_tui.store.encryption import store_key
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
@@ -35,14 +37,14 @@ def cmd_stats(config: Config, since: str, as_json: bool, stdout: TextIO,
               now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     start = parse_since(since, now)
-    if config.store.is_postgres:
-        raise UsageError("stats: the PostgreSQL store is not available yet")
     hours = BusinessHours.from_config(config.automation)
-    db = open_readonly(config.store.path, store_key(config.store))
+    if not config.store.is_postgres and not Path(config.store.path).is_file():
+        raise StoreError(f"{config.store.path}: no store yet (run `agent-tui sync` first)")
+    store = open_store(config.store.path, key=store_key(config.store))
     try:
-        stats = compute_stats(db, start, now, config.sla, hours)
+        stats = compute_stats(store, start, now, config.sla, hours)
     finally:
-        db.close()
+        store.close()
     if as_json:
         stdout.write(json.dumps(stats.as_json(), indent=2) + "\n")
     else:

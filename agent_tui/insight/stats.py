@@ -1,7 +1,7 @@
 """Stats from the store: volume, response and resolution times, SLA breaches, automation share.
 
-The figures are aggregate queries, so they read the SQLite file through a read-only connection of
-their own (`open_readonly(store.path)`): WAL readers never block the writer or the UI.
+Two reads from the store (`stats_messages`, `closed_since`, on SQLite and PostgreSQL alike), then
+plain Python; the TUI runs them on its reader connection in a worker thread.
 
 Definitions:
 - volume: inbound messages per channel per day (UTC).
@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import SlaConfig
-from agent_tui.errors import StoreError
 from agent_tui.insight.sla import open_seconds_between, target_seconds
-from agent_tui.store.encryption import connect, db_errors
+from agent_tui.store.base import StoreBackend
 
 ALL = "all"
 
@@ -108,42 +105,13 @@ class Stats:
         }
 
 
-def open_readonly(path: str | Path, key: str | None = None) -> sqlite3.Connection:
-    """A read-only connection to the store's SQLite file (`key`: its encryption key, if any)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise StoreError(f"{path}: no store yet (run `agent-tui sync` first)")
-    return connect(path, key, readonly=True, timeout=10.0)
-
-
-_MESSAGES = """
-SELECT m.conversation_id, m.channel, m.direction, m.sent_at,
-       json_extract(o.payload, '$.automatic') AS automatic,
-       json_extract(o.payload, '$.entry_id') AS entry_id,
-       json_extract(o.payload, '$.suggestion_edited') AS edited,
-       json_extract(o.payload, '$.suggestions_shown') AS shown
-FROM messages m
-LEFT JOIN outbox o ON m.direction = 'out' AND json_valid(m.extra)
-                   AND o.id = json_extract(m.extra, '$.outbox_id')
-WHERE m.conversation_id IN (SELECT conversation_id FROM messages WHERE sent_at >= ?)
-ORDER BY m.conversation_id, m.sent_at, m.id
-"""
-_CLOSED = """
-SELECT channel, first_inbound_at, closed_at FROM conversations
-WHERE status = 'closed' AND closed_at >= ? AND first_inbound_at IS NOT NULL
-"""
-
-
-def compute_stats(db: sqlite3.Connection, since: datetime, now: datetime, sla: SlaConfig,
+def compute_stats(store: StoreBackend, since: datetime, now: datetime, sla: SlaConfig,
                   hours: BusinessHours | None = None,
                   holidays: Collection[date] = ()) -> Stats:
+    """The figures of one period, from any store backend (two reads, then pure Python)."""
     stats = Stats(since=since.astimezone(UTC), until=now.astimezone(UTC))
-    since_text = _ts(since)
-    try:
-        rows = db.execute(_MESSAGES, (since_text,)).fetchall()
-        closed = db.execute(_CLOSED, (since_text,)).fetchall()
-    except db_errors() as exc:
-        raise StoreError(f"cannot read stats from the store: {exc}") from None
+    rows = store.stats_messages(stats.since)
+    closed = store.closed_since(stats.since)
 
     volume: dict[str, Counter[date]] = defaultdict(Counter)
     first: dict[str, list[float]] = defaultdict(list)
@@ -168,13 +136,13 @@ def compute_stats(db: sqlite3.Connection, since: datetime, now: datetime, sla: S
     waiting: datetime | None = None
     answered = False
     for row in rows:
-        if row["conversation_id"] != conversation:
+        if row.conversation_id != conversation:
             if waiting is not None:
                 close_wait(channel, waiting, stats.until, is_first=not answered, replied=False)
-            conversation, waiting, answered = row["conversation_id"], None, False
-        channel = row["channel"]
-        sent_at = _parse(row["sent_at"])
-        if row["direction"] == "in":
+            conversation, waiting, answered = row.conversation_id, None, False
+        channel = row.channel
+        sent_at = row.sent_at
+        if row.direction == "in":
             if sent_at >= stats.since:
                 volume[channel][sent_at.date()] += 1
             if waiting is None:
@@ -186,12 +154,12 @@ def compute_stats(db: sqlite3.Connection, since: datetime, now: datetime, sla: S
         answered = True
         if sent_at >= stats.since:
             stats.replies += 1
-            stats.automatic_replies += bool(row["automatic"])
-            if row["automatic"]:
+            stats.automatic_replies += row.automatic
+            if row.automatic:
                 continue
-            if row["entry_id"]:
-                use["edited" if row["edited"] else "taken_unchanged"] += 1
-            elif row["shown"]:
+            if row.entry_id:
+                use["edited" if row.edited else "taken_unchanged"] += 1
+            elif row.shown:
                 use["ignored"] += 1
             else:
                 use["written"] += 1
@@ -201,9 +169,9 @@ def compute_stats(db: sqlite3.Connection, since: datetime, now: datetime, sla: S
     stats.volume = {c: dict(days) for c, days in volume.items()}
     stats.first_response = _with_total(first)
     resolution: dict[str, list[float]] = defaultdict(list)
-    for row in closed:
-        opened, done = _parse(row["first_inbound_at"]), _parse(row["closed_at"])
-        resolution[row["channel"]].append(max(0.0, (done - opened).total_seconds()))
+    for done in closed:
+        resolution[done.channel].append(
+            max(0.0, (done.closed_at - done.first_inbound_at).total_seconds()))
     stats.resolution = _with_total(resolution)
     stats.sla = {c: SlaFigures(waits[c], breaches[c]) for c in waits}
     stats.sla[ALL] = SlaFigures(sum(waits.values()), sum(breaches.values()))
@@ -217,14 +185,8 @@ def _with_total(values: dict[str, list[float]]) -> dict[str, Durations]:
     return result
 
 
-def _ts(when: datetime) -> str:
-    # The store writes fixed-width ISO 8601 UTC text, which compares as text.
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def dumps(stats: Stats) -> str:

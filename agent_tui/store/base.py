@@ -49,6 +49,26 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsMessage:
+    """One message of a conversation active in a stats period, with how its reply was made."""
+    conversation_id: int
+    channel: str
+    direction: str                   # "in" | "out"
+    sent_at: datetime
+    automatic: bool = False          # sent by `run --once`
+    entry_id: str | None = None      # the knowledge entry the reply came from
+    edited: bool = False             # ... and whether the agent changed it
+    shown: bool = False              # suggestions were on screen when it was written
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedConversation:
+    channel: str
+    first_inbound_at: datetime
+    closed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     message_id: int
     conversation_id: int
@@ -179,6 +199,10 @@ class StoreBackend(Protocol):
     def outbox_cancel(self, outbox_id: int, reason: str) -> None: ...
     def outbox_stuck_sending(self, now: datetime | None = None) -> list[OutboxRow]: ...
     def outbox_get(self, outbox_id: int) -> OutboxRow: ...
+
+    # --- stats (agent_tui.insight.stats)
+    def stats_messages(self, since: datetime) -> list[StatsMessage]: ...
+    def closed_since(self, since: datetime) -> list[ClosedConversation]: ...
     def outbox_rows(self, *, state: str | None = None,
                     conversation_id: int | None = None) -> list[OutboxRow]: ...
     def outbox_counts(self) -> dict[str, int]: ...

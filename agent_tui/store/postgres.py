@@ -64,12 +64,14 @@ from agent_tui.model import (
     Priority,
 )
 from agent_tui.store.base import (
+    ClosedConversation,
     ContactHint,
     IllegalTransition,
     IngestResult,
     MergeProposal,
     OutboxRow,
     SearchHit,
+    StatsMessage,
 )
 from agent_tui.store.pg_schema import (
     FOLD_PLAIN,
@@ -1023,6 +1025,24 @@ class PostgresStore:
             if dead or now - attempted > STUCK_AFTER:
                 stuck.append(_outbox_row(row))
         return stuck
+
+    def stats_messages(self, since: datetime) -> list[StatsMessage]:
+        rows = self._query(
+            "SELECT m.conversation_id, m.channel, m.direction, m.sent_at, "
+            "o.payload->>'automatic', o.payload->>'entry_id', "
+            "o.payload->>'suggestion_edited', o.payload->>'suggestions_shown' "
+            "FROM messages m LEFT JOIN outbox o ON m.direction='out' "
+            "AND o.id=(m.extra->>'outbox_id')::bigint "
+            "WHERE m.conversation_id IN (SELECT conversation_id FROM messages WHERE sent_at>=%s) "
+            "ORDER BY m.conversation_id, m.sent_at, m.id", (since,))
+        return [StatsMessage(int(r[0]), r[1], r[2], r[3], r[4] == "true", r[5] or None,
+                             r[6] == "true", r[7] == "true") for r in rows]
+
+    def closed_since(self, since: datetime) -> list[ClosedConversation]:
+        rows = self._query(
+            "SELECT channel, first_inbound_at, closed_at FROM conversations WHERE "
+            "status='closed' AND closed_at>=%s AND first_inbound_at IS NOT NULL", (since,))
+        return [ClosedConversation(r[0], r[1], r[2]) for r in rows]
 
     def outbox_get(self, outbox_id: int) -> OutboxRow:
         rows = self._query("SELECT * FROM outbox WHERE id=%s", (outbox_id,), dicts=True)

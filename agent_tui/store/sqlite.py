@@ -35,12 +35,14 @@ from agent_tui.model import (
     Priority,
 )
 from agent_tui.store.base import (
+    ClosedConversation,
     ContactHint,
     IllegalTransition,
     IngestResult,
     MergeProposal,
     OutboxRow,
     SearchHit,
+    StatsMessage,
 )
 from agent_tui.store.encryption import connect, db_errors
 from agent_tui.store.schema import MIGRATIONS
@@ -920,6 +922,28 @@ class SqliteStore:
             if dead or now - attempted > STUCK_AFTER:
                 stuck.append(_outbox_row(row))
         return stuck
+
+    def stats_messages(self, since: datetime) -> list[StatsMessage]:
+        """Every message of the conversations active since `since`, in order, each reply with
+        how it was made (from its outbox row)."""
+        rows = self._query(
+            "SELECT m.conversation_id, m.channel, m.direction, m.sent_at, "
+            "json_extract(o.payload, '$.automatic'), json_extract(o.payload, '$.entry_id'), "
+            "json_extract(o.payload, '$.suggestion_edited'), "
+            "json_extract(o.payload, '$.suggestions_shown') "
+            "FROM messages m LEFT JOIN outbox o ON m.direction='out' AND json_valid(m.extra) "
+            "AND o.id=json_extract(m.extra, '$.outbox_id') "
+            "WHERE m.conversation_id IN (SELECT conversation_id FROM messages WHERE sent_at>=?) "
+            "ORDER BY m.conversation_id, m.sent_at, m.id", (ts(since),), tuples=True)
+        return [StatsMessage(r[0], r[1], r[2], _from_iso(r[3]), bool(r[4]), r[5] or None,
+                             bool(r[6]), bool(r[7])) for r in rows]
+
+    def closed_since(self, since: datetime) -> list[ClosedConversation]:
+        rows = self._query(
+            "SELECT channel, first_inbound_at, closed_at FROM conversations WHERE "
+            "status='closed' AND closed_at>=? AND first_inbound_at IS NOT NULL",
+            (ts(since),), tuples=True)
+        return [ClosedConversation(r[0], _from_iso(r[1]), _from_iso(r[2])) for r in rows]
 
     def outbox_get(self, outbox_id: int) -> OutboxRow:
         rows = self._query("SELECT * FROM outbox WHERE id=?", (outbox_id,))

@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 from textual.widgets._footer import FooterKey
 
 from agent_tui.errors import NotFound
-from agent_tui.insight.stats import compute_stats, open_readonly
+from agent_tui.insight.stats import compute_stats
 from agent_tui.store import Store
 from agent_tui.ui.app import AgentApp
 from agent_tui.ui.screens.contact import ContactScreen, EraseContactScreen
@@ -248,9 +248,8 @@ async def test_stats_screen_shows_the_seeded_figures(make_app: MakeApp, ui_store
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, StatsScreen) and screen.stats is not None
-        db = open_readonly(app.config.store.path)
-        expected = compute_stats(db, screen.stats.since, NOW, app.config.sla, app.business_hours)
-        db.close()
+        expected = compute_stats(app.store, screen.stats.since, NOW, app.config.sla,
+                                 app.business_hours)
         assert screen.stats.as_json() == expected.as_json()      # the CLI's figures
         body = printed(app, "#stats-body")
         assert "Sun 11-22 " in body and "Mon 11-23 " in body

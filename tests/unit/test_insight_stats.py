@@ -13,9 +13,9 @@ from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import SlaConfig, parse_config
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.insight.commands import cmd_stats, parse_since
-from agent_tui.insight.stats import compute_stats, open_readonly
+from agent_tui.insight.stats import compute_stats
 from agent_tui.model import Channel, ConversationStatus, Direction
-from agent_tui.store import Store, open_store
+from agent_tui.store import Store
 from connectors.base import InboundMessage
 
 SLA = SlaConfig(email=240, sms=60, whatsapp=15, telegram=15)
@@ -59,8 +59,9 @@ class Seed:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> Seed:
-    store = open_store(tmp_path / "agent.db")
+def seeded(any_store: Store) -> Seed:
+    """The same day on each backend: stats read SQLite and PostgreSQL alike."""
+    store = any_store
     seed = Seed(store)
     mail = seed.inbound(Channel.EMAIL, "anna@example.org", 10)
     seed.reply(mail, Channel.EMAIL, "anna@example.org", 11, entry_id="order-status")
@@ -79,8 +80,7 @@ def seeded(tmp_path: Path) -> Seed:
 
 
 def test_figures_on_a_fixed_store(seeded: Seed) -> None:
-    db = open_readonly(seeded.store.path)
-    stats = compute_stats(db, seeded.day, seeded.now, SLA)
+    stats = compute_stats(seeded.store, seeded.day, seeded.now, SLA)
     day = seeded.day.date()
     assert stats.volume == {"email": {day: 1}, "whatsapp": {day: 4}, "sms": {day: 1}}
     first = stats.first_response
@@ -100,16 +100,16 @@ def test_figures_on_a_fixed_store(seeded: Seed) -> None:
 
 
 def test_business_hours_decide_breaches(seeded: Seed) -> None:
-    db = open_readonly(seeded.store.path)
     # Open only 00:00-00:01 every day: no wait has used up any target.
     hours = BusinessHours.parse("Mon-Sun 00:00-00:01", "UTC")
-    stats = compute_stats(db, seeded.day, seeded.now, SLA, hours)
+    stats = compute_stats(seeded.store, seeded.day, seeded.now, SLA, hours)
     assert stats.sla["all"].breaches == 0
 
 
 def test_cmd_stats_json_and_chart(seeded: Seed, tmp_path: Path) -> None:
     config_path = tmp_path / "agent-tui.toml"
-    config = parse_config(f'[store]\npath = "{seeded.store.path}"\n', config_path)
+    where = getattr(seeded.store, "url", None) or seeded.store.path
+    config = parse_config(f'[store]\npath = "{where}"\n', config_path)
     out = io.StringIO()
     since = seeded.day.isoformat()
     assert cmd_stats(config, since, True, out, now=seeded.now) == 0
@@ -141,5 +141,7 @@ def test_parse_since() -> None:
 
 
 def test_missing_store_is_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="no store yet"):
-        open_readonly(tmp_path / "none.db")
+    config = parse_config('[store]\npath = "none.db"\n', tmp_path / "agent-tui.toml")
+    with pytest.raises(StoreError, match=r"none\.db: no store yet"):
+        cmd_stats(config, "30d", True, io.StringIO())
+    assert not (tmp_path / "none.db").exists()

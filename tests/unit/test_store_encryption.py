@@ -16,7 +16,6 @@ import pytest
 from agent_tui.cli import main
 from agent_tui.config import load_config
 from agent_tui.errors import ConfigError, SecretError, StoreError
-from agent_tui.insight.stats import open_readonly
 from agent_tui.model import Channel, Direction
 from agent_tui.store import open_store
 from agent_tui.store.encryption import connect, is_encrypted, store_key
@@ -112,7 +111,7 @@ def test_encrypted_store_works_as_usual_and_reopens(tmp_path: Path) -> None:
     assert len(again.get_messages(hit.conversation_id)) == 3
     again.close()
 
-    db = open_readonly(path, KEY)                     # stats' read-only connection
+    db = connect(path, KEY, readonly=True)           # `store migrate` reads this way
     try:
         assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 3
         row = db.execute("SELECT text FROM messages WHERE id = 1").fetchone()
@@ -130,7 +129,7 @@ def test_wrong_key_is_a_one_line_error_naming_the_path_not_the_key(
     _seed(path).close()
     capfd.readouterr()
     for open_it in (lambda: SqliteStore(path, key="not the key"),
-                    lambda: open_readonly(path, "not the key")):
+                    lambda: connect(path, "not the key", readonly=True)):
         with pytest.raises(StoreError) as caught:
             open_it()
         message = str(caught.value)
@@ -147,12 +146,12 @@ def test_encrypted_store_without_key_and_plain_store_with_key(tmp_path: Path) ->
                                          "encryption_key"):
         SqliteStore(encrypted)
     with pytest.raises(StoreError, match=r"encrypted.db: the store is encrypted"):
-        open_readonly(encrypted)
+        connect(encrypted, None, readonly=True)
     with pytest.raises(StoreError, match=r"plain.db: \[store\] encryption_key is set but the "
                                          "store is not encrypted"):
         SqliteStore(plain, key=KEY)
     with pytest.raises(StoreError, match="not encrypted"):
-        open_readonly(plain, KEY)
+        connect(plain, KEY, readonly=True)
     # neither file was touched by the refused opens
     assert SqliteStore(plain).search(WORD) and SqliteStore(encrypted, key=KEY).search(WORD)
 

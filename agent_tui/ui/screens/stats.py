@@ -157,21 +157,12 @@ class StatsScreen(Screen[None]):
     def _load(self, app: AgentApp, since: str) -> None:
         """Aggregates over the whole period: never on the UI thread."""
         from agent_tui.insight.commands import parse_since
-        from agent_tui.insight.stats import compute_stats, open_readonly
-        from agent_tui.store.encryption import store_key
+        from agent_tui.insight.stats import compute_stats
 
         now = app.clock()
         try:
-            if app.config.store.is_postgres:
-                raise AgentTuiError("stats: the PostgreSQL store is not available yet "
-                                    "(agent-tui stats says the same)")
             start = parse_since(since, now)
-            # The key again ([store] encryption_key): this is a connection of its own.
-            db = open_readonly(app.config.store.path, store_key(app.config.store))
-            try:
-                stats = compute_stats(db, start, now, app.config.sla, app.business_hours)
-            finally:
-                db.close()
+            stats = compute_stats(app.reads, start, now, app.config.sla, app.business_hours)
         except AgentTuiError as exc:
             app.deliver(self._failed, str(exc), screen=self)
             return
