@@ -224,6 +224,27 @@ async def test_erase_names_what_goes_needs_the_word_and_returns_to_the_inbox(
                    "2 identities, 2 conversations, 2 messages" in n for n in notes(app))
 
 
+async def test_erase_server_that_cannot_be_reached_erases_nothing(
+        make_app: MakeApp, ui_store: Store) -> None:
+    kim = ui_store.get_conversation(
+        next(c.id for c in ui_store.list_conversations() if c.subject == KIM)).contact_id
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_conversation(pilot, app, ui_store, KIM)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("E")
+        assert "erase server" in str(app.screen.query_one("#erase-what Static",
+                                                          Static).render())
+        await pilot.press(*"erase server", "enter")
+        await settle(pilot)
+
+        # This config has no mail account to delete the mail with: the store keeps everything.
+        assert any("no account named 'shop-mail'" in n for n in notes(app))
+        assert ui_store.get_contact(kim).identities
+        assert ui_store.search("Bestellung")
+
+
 async def test_erase_cancelled_keeps_everything(make_app: MakeApp, ui_store: Store) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

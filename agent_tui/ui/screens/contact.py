@@ -9,6 +9,7 @@ erasing run in worker threads.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from agent_tui.ui.app import AgentApp
 
 CONFIRM_WORD = "erase"
+REMOTE_WORDS = "erase server"   # also their mail on the IMAP servers (contact erase --also-remote)
 
 
 @dataclass(slots=True)
@@ -104,13 +106,15 @@ def erase_text(facts: ContactFacts) -> Text:
                  else "")
     text.append(f"\nwith their {_plural(facts.notes, 'note')}, "
                 f"{_plural(facts.attachments, 'attachment')}, enrichment fields and automatic "
-                f"decisions{proposals}. Later syncs skip these messages. Mail on the server "
-                "stays (agent-tui contact erase --also-remote deletes it there too).")
+                f"decisions{proposals}. Later syncs skip these messages. Their mail on the "
+                f"mail servers stays, unless you type {REMOTE_WORDS!r}: then it is deleted "
+                "there first (and if a server cannot be reached, nothing is erased).")
     return text
 
 
-class EraseContactScreen(ModalScreen[bool]):
-    """Names what will go; returns True only once the word `erase` is typed."""
+class EraseContactScreen(ModalScreen[str | None]):
+    """Names what will go; returns "store" once `erase` is typed, "server" for `erase server`
+    (their mail on the servers too), None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="erase.cancel"),
@@ -124,7 +128,7 @@ class EraseContactScreen(ModalScreen[bool]):
         with Vertical(id="erase-contact"):
             yield Label(f"Erase contact {self.facts.contact.id}?", id="erase-title")
             yield VerticalScroll(Static(erase_text(self.facts)), id="erase-what")
-            yield Label(f"Type {CONFIRM_WORD} and press enter to confirm; escape cancels.",
+            yield Label(f"Type {CONFIRM_WORD} (or {REMOTE_WORDS}), then enter; escape cancels.",
                         id="erase-keys")
             yield Input(placeholder=CONFIRM_WORD, id="erase-word")
 
@@ -132,15 +136,16 @@ class EraseContactScreen(ModalScreen[bool]):
         self.query_one(Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip().lower() == CONFIRM_WORD:
-            self.dismiss(True)
+        typed = " ".join(event.value.lower().split())
+        if typed in (CONFIRM_WORD, REMOTE_WORDS):
+            self.dismiss("server" if typed == REMOTE_WORDS else "store")
         else:
             self.query_one("#erase-keys", Label).update(
                 f"Nothing erased: type the word {CONFIRM_WORD} to confirm, or escape.")
             event.input.value = ""
 
     def action_cancel(self) -> None:
-        self.dismiss(False)
+        self.dismiss(None)
 
 
 class ContactScreen(Screen[None]):
@@ -303,17 +308,24 @@ class ContactScreen(Screen[None]):
             return
         app = self.agent_app
 
-        def done(yes: bool | None) -> None:
-            if yes:
+        def done(where: str | None) -> None:
+            if where:
                 self.notify(f"Erasing contact {facts.contact.id}…", timeout=2)
-                self._erase(app, facts)
+                self._erase(app, facts, also_remote=where == "server")
 
         app.push_screen(EraseContactScreen(facts), done)
 
     @work(thread=True, exclusive=True, group="contact-erase")
-    def _erase(self, app: AgentApp, facts: ContactFacts) -> None:
-        """Deletes and rewrites the database file (VACUUM): off the UI thread."""
+    def _erase(self, app: AgentApp, facts: ContactFacts, *, also_remote: bool) -> None:
+        """Deletes (on the servers first, if asked) and rewrites the database file (VACUUM):
+        off the UI thread."""
+        from agent_tui.engine.privacy import delete_contact_remotely
+
+        deleted: dict[str, int] = {}
         try:
+            if also_remote:
+                deleted = asyncio.run(delete_contact_remotely(app.config, app.store,
+                                                              facts.contact.id))
             removed = app.store.erase_contact(facts.contact.id)
         except AgentTuiError as exc:
             app.deliver(partial(app.notify, str(exc), title="Erase", severity="error",
@@ -322,7 +334,9 @@ class ContactScreen(Screen[None]):
         report = (f"Erased {contact_label(facts.contact)}: "
                   f"{_plural(removed['identities'], 'identity')}, "
                   f"{_plural(removed['conversations'], 'conversation')}, "
-                  f"{_plural(removed['messages'], 'message')}")
+                  f"{_plural(removed['messages'], 'message')}"
+                  + "".join(f"; {_plural(count, 'mail')} deleted on the server of {account}"
+                            for account, count in deleted.items()))
         app.deliver(self._erased, app, report)
 
     @staticmethod
