@@ -11,7 +11,7 @@ from typing import TextIO
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import Config
 from agent_tui.errors import StoreError, UsageError
-from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats
+from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats, duration
 from agent_tui.store import open_store
 from agent_tui.store.encryption import store_key
 
@@ -88,14 +88,5 @@ def render(stats: Stats) -> str:
 
 
 def _durations_line(key: str, d: Durations) -> str:
-    return f"  {key:<12}{d.count:>7}{_human(d.median_seconds):>10}{_human(d.p90_seconds):>10}"
-
-
-def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+    return (f"  {key:<12}{d.count:>7}{duration(d.median_seconds):>10}"
+            f"{duration(d.p90_seconds):>10}")

@@ -191,3 +191,14 @@ def _with_total(values: dict[str, list[float]]) -> dict[str, Durations]:
 
 def dumps(stats: Stats) -> str:
     return json.dumps(stats.as_json(), indent=2)
+
+
+def duration(seconds: float | None) -> str:
+    """Response and resolution times as people read them: 12 min, 3.5 h, 2.0 d."""
+    if seconds is None:
+        return "-"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -92,14 +92,3 @@ def contact_label(c: Contact) -> str:
     name = c.display_name.strip()
     return clean_line(f"contact {c.id} · {name} · {addresses}" if name
                       else f"contact {c.id} · {addresses}")
-
-
-def duration(seconds: float | None) -> str:
-    """Response and resolution times as `agent-tui stats` prints them: 12 min, 3.5 h, 2.0 d."""
-    if seconds is None:
-        return "-"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"

@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from agent_tui.errors import AgentTuiError
-from agent_tui.insight.stats import ALL, Stats
-from agent_tui.ui.format import CHANNEL_LETTER, duration
+from agent_tui.insight.stats import ALL, Stats, duration
+from agent_tui.ui.format import CHANNEL_LETTER
 
 if TYPE_CHECKING:
     from agent_tui.ui.app import AgentApp
