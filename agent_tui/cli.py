@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(handler=_cmd_store_migrate)
 
+    p = sub.add_parser("serve", help="the inbox in a browser (textual-serve), behind a password")
+    p.add_argument("--host", help="listen address (default: [serve] host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default: [serve] port, else 8000)")
+    p.set_defaults(handler=_cmd_serve)
+
     p = sub.add_parser("doctor", help="check config, secrets, store and every account")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_doctor)
@@ -548,6 +553,12 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
         for table, count in result.counts.items():
             print(f"  {table:<16} {count}")
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from agent_tui.serve import serve
+
+    return serve(_config(args), host=args.host, port=args.port)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

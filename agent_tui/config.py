@@ -204,6 +204,19 @@ class UiConfig:
     keymap: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8000
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """`agent-tui serve`: where it listens and the password the browser must give."""
+
+    host: str = SERVE_HOST
+    port: int = SERVE_PORT
+    password: SecretRef | None = None      # None: `serve` refuses to start
+
+
 @dataclass(frozen=True, slots=True)
 class EmailAccount:
     name: str
@@ -279,6 +292,7 @@ class Config:
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     ui: UiConfig = field(default_factory=UiConfig)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     path: Path | None = None               # None: no file found, defaults in use
     allow_plaintext_secrets: bool = False
     warnings: tuple[str, ...] = ()         # printed by the CLI on stderr
@@ -295,7 +309,7 @@ class Config:
 # (a test checks it), so keep this in step with the parsing code below.
 KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "": frozenset({"allow_plaintext_secrets", "agent", "store", "knowledge", "automation", "rule",
-                   "account", "privacy", "sla", "enrichment", "ui", "assignment"}),
+                   "account", "privacy", "sla", "enrichment", "ui", "assignment", "serve"}),
     "agent": frozenset({"name", "language", "default_region"}),
     "store": frozenset({"path", "encryption_key"}),
     "knowledge": frozenset({"path", "embeddings"}),
@@ -318,6 +332,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
     "assignment": frozenset({"mode", "rule"}),
     "assignment.rule": frozenset({"channel", "tag", "agent"}),
+    "serve": frozenset({"host", "port", "password"}),
 })
 ASSIGNMENT_MODES = ("none", "round-robin")
 VIEW_STATUSES = ("open", "pending", "snoozed", "closed", "any")
@@ -609,6 +624,7 @@ class _Loader:
             enrichment=self.enrichment(top.table("enrichment")),
             ui=self.ui(top.table("ui")),
             assignment=self.assignment(top.table("assignment")),
+            serve=self.serve(top.table("serve"), allow_plaintext),
             path=self.path,
             allow_plaintext_secrets=allow_plaintext,
         )
@@ -959,6 +975,16 @@ class _Loader:
         enrichment = EnrichmentConfig(order_regex=order_regex, command=command, url=url,
                                       timeout=t.get_number("timeout", 5.0, minimum=0.1))
         return enrichment
+
+
+    def serve(self, t: _Table, allow_plaintext: bool) -> ServeConfig:
+        t.check_unknown(KNOWN_KEYS["serve"])
+        host = t.get_str("host", SERVE_HOST).strip()
+        if not host:
+            raise self.error((*t.where, "host"), "expected a host name or address, got \"\"")
+        password = (self.secret(t, "password", "serve", allow_plaintext)
+                    if t.data.get("password", "") != "" else None)   # "": not set, serve refuses
+        return ServeConfig(host=host, port=t.port("port", SERVE_PORT), password=password)
 
 
 class _Table:
