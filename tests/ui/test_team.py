@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
@@ -45,18 +46,26 @@ def row_of(app: AgentApp, conversation_id: int) -> list[str]:
     return [str(cell) for cell in inbox(app).table.get_row(str(conversation_id))]
 
 
-async def poll(app: AgentApp, pilot: Pilot[int]) -> None:
-    """One tick of the app's store poll, run in the app's own loop (where its screens find their
-    app), then wait for the reload it starts."""
-    ticked = asyncio.Event()
+async def in_own_loop(app: AgentApp, pilot: Pilot[int], action: Callable[[], object]) -> None:
+    """Run `action` in the app's own loop (where its screens find their app: with two apps in
+    one test, the test's context names only the last one started), await what it returns (a
+    pushed screen's mount), then wait for the workers it started."""
+    done = asyncio.Event()
 
-    def tick() -> None:
-        app.poll_store()
-        ticked.set()
+    async def run() -> None:
+        result = action()
+        if inspect.isawaitable(result):
+            await result
+        done.set()
 
-    app.call_later(tick)
-    await ticked.wait()
+    app.call_later(run)
+    await done.wait()
     await settle(pilot)
+
+
+async def poll(app: AgentApp, pilot: Pilot[int]) -> None:
+    """One tick of the app's store poll, then the reload it starts."""
+    await in_own_loop(app, pilot, app.poll_store)
 
 
 def status_line(app: AgentApp) -> str:
@@ -101,10 +110,9 @@ async def test_the_reply_lease_of_one_tui_makes_the_other_warn_before_sending(
     target = next(c.id for c in ui_store.list_conversations() if c.subject == "Rücksendung")
     async with mia.run_test(size=(120, 40)) as mia_pilot, \
             jonas.run_test(size=(120, 40)) as jonas_pilot:
-        mia.push_screen(ConversationScreen(target))
-        jonas.push_screen(ConversationScreen(target))
-        await settle(mia_pilot)
-        await settle(jonas_pilot)
+        await in_own_loop(mia, mia_pilot, lambda: mia.push_screen(ConversationScreen(target)))
+        await in_own_loop(jonas, jonas_pilot,
+                          lambda: jonas.push_screen(ConversationScreen(target)))
         await mia_pilot.press("r", *"Hallo Jonas, die Jacke")      # Mia starts a reply: lease
         assert jonas_store.lease_holder(f"reply:{target}") is not None
 
