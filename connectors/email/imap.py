@@ -244,11 +244,7 @@ def append_message(client: IMAPClient, folder: str, raw: bytes, when: datetime,
 def copies_of(client: IMAPClient, folder: str, message_id: str) -> dict[int, tuple[str, ...]]:
     """The flags of every copy in `folder` whose Message-ID is <message_id>, by UID; {} when
     the folder is missing."""
-    try:
-        client.select_folder(folder, readonly=True)
-    except IMAPClientAbortError:
-        raise
-    except IMAPClientError:
+    if not _select_existing(client, folder, readonly=True):
         return {}
     uids = _search_message_id(client, message_id)
     if not uids:
@@ -267,11 +263,7 @@ def settle_pending_copies(client: IMAPClient, folder: str, message_id: str,
     if delivered:
         client.remove_flags(uids, [DRAFT])
         return
-    client.add_flags(uids, [DELETED])
-    if client.has_capability("UIDPLUS"):
-        client.expunge(uids)        # UID EXPUNGE: only these copies
-    else:
-        client.expunge()            # also what the user deleted in Sent, as a mail client would
+    _delete(client, uids)
 
 
 def delete_message_ids(client: IMAPClient, folders: Sequence[str], message_ids: Sequence[str],
@@ -280,22 +272,34 @@ def delete_message_ids(client: IMAPClient, folders: Sequence[str], message_ids: 
     returns how many copies there were."""
     found = 0
     for folder in folders:
-        try:
-            client.select_folder(folder, readonly=dry_run)
-        except IMAPClientAbortError:
-            raise
-        except IMAPClientError:
+        if not _select_existing(client, folder, readonly=dry_run):
             continue
         uids = sorted({uid for message_id in message_ids
                        for uid in _search_message_id(client, message_id)})
         found += len(uids)
         if uids and not dry_run:
-            client.add_flags(uids, [DELETED])
-            if client.has_capability("UIDPLUS"):
-                client.expunge(uids)
-            else:
-                client.expunge()
+            _delete(client, uids)
     return found
+
+
+def _select_existing(client: IMAPClient, folder: str, *, readonly: bool) -> bool:
+    """Select `folder`; False when the server says it does not exist."""
+    try:
+        client.select_folder(folder, readonly=readonly)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        return False
+    return True
+
+
+def _delete(client: IMAPClient, uids: list[int]) -> None:
+    """Delete these messages of the selected folder for good."""
+    client.add_flags(uids, [DELETED])
+    if client.has_capability("UIDPLUS"):
+        client.expunge(uids)        # UID EXPUNGE: only these
+    else:
+        client.expunge()            # also what the user deleted there, as a mail client would
 
 
 def _search_message_id(client: IMAPClient, message_id: str, *keys: str) -> list[int]:
