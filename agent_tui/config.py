@@ -11,6 +11,7 @@ tomllib reports no line numbers for values, so `TomlLineIndex` maps key paths ba
 from __future__ import annotations
 
 import difflib
+import getpass
 import ipaddress
 import json
 import math
@@ -93,6 +94,11 @@ class AgentConfig:
     name: str = ""
     language: str = "de"
     default_region: str = "DE"     # for phone numbers written without +country code
+
+    @property
+    def who(self) -> str:
+        """`name`, else the Unix user: who replies, holds leases and is assigned conversations."""
+        return self.name or getpass.getuser()
 
 
 @dataclass(frozen=True, slots=True)

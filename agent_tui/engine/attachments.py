@@ -39,12 +39,10 @@ def media_fetcher(config: Config) -> MediaFetcher:
     """Downloads chat media from the provider with the message's account (blocking: call it from
     a worker thread). Problems come back as LookupError with a reason for the user."""
     def fetch(message: Message, attachment: AttachmentInfo) -> bytes:
-        from agent_tui.engine.runtime import build_connector
-        from agent_tui.secrets import resolve_account_secret
+        from agent_tui.engine.runtime import connector_for
 
         try:
-            account = config.account(message.account)
-            connector = build_connector(account, resolve_account_secret(account))
+            connector = connector_for(config, message.account)
         except AgentTuiError as exc:
             raise LookupError(str(exc)) from None
 

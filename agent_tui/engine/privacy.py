@@ -98,8 +98,7 @@ async def delete_contact_remotely(config: Config, store: StoreBackend, contact_i
     """`contact erase --also-remote`: delete the person's mail on each account's IMAP server
     before the store forgets which messages were theirs. Returns the copies found per account;
     a failing account raises (and the caller erases nothing, so it can be run again)."""
-    from agent_tui.engine.runtime import build_connector
-    from agent_tui.secrets import resolve_account_secret
+    from agent_tui.engine.runtime import connector_for
 
     by_account: dict[str, list[str]] = {}
     for conversation in store.contact_conversations(contact_id):
@@ -108,8 +107,7 @@ async def delete_contact_remotely(config: Config, store: StoreBackend, contact_i
                 by_account.setdefault(message.account, []).append(message.provider_id)
     found: dict[str, int] = {}
     for account_name, provider_ids in by_account.items():
-        account = config.account(account_name)
-        connector = build_connector(account, resolve_account_secret(account))
+        connector = connector_for(config, account_name)
         try:
             found[account_name] = await connector.delete_remote(provider_ids, dry_run=dry_run)
         except ConnectorError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import getpass
 import logging
 import sys
 from collections.abc import Callable
@@ -19,11 +18,10 @@ from typing import TYPE_CHECKING
 
 from agent_tui.config import Account, Config, EmailAccount, TelegramAccount, TwilioAccount
 from agent_tui.engine.assignment import PRESENCE_RENEW_SECONDS, Presence, assigner_for
-from agent_tui.engine.contacts import propose_merges
 from agent_tui.engine.enrich import enrich_messages
 from agent_tui.engine.outbox import FlushResult, OutboxSender
 from agent_tui.engine.replies import ReplyResult, queue_reply
-from agent_tui.engine.sync import Enricher, SyncResult, sync_account
+from agent_tui.engine.sync import Enricher, SyncResult, after_ingest, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.secrets import resolve_account_secret
 from agent_tui.store import OutboxRow, StoreBackend
@@ -66,12 +64,23 @@ def build_connector(account: Account, secret: str) -> Connector:
     raise AgentTuiError(f"account {account.name!r}: unknown type")
 
 
+def connector_for(config: Config, account_name: str) -> Connector:
+    """A connector for one configured account (NotFound, SecretError: AgentTuiError)."""
+    account = config.account(account_name)
+    return build_connector(account, resolve_account_secret(account))
+
+
 def account_address(account: Account) -> str:
     if isinstance(account, EmailAccount):
         return account.address
     if isinstance(account, TwilioAccount):
         return account.sms_from or (account.whatsapp_from or "").removeprefix("whatsapp:")
     return account.name
+
+
+def account_addresses(config: Config) -> dict[str, str]:
+    """Our own address on each account, by account name (the sender of our replies)."""
+    return {a.name: account_address(a) for a in config.accounts}
 
 
 @dataclass(slots=True)
@@ -100,7 +109,7 @@ def build_connectors(config: Config, only: str | None = None) -> Connectors:
             built[account.name] = build_connector(account, resolve_account_secret(account))
         except AgentTuiError as exc:
             errors[account.name] = str(exc)
-    return Connectors(built, errors, {a.name: account_address(a) for a in config.accounts})
+    return Connectors(built, errors, account_addresses(config))
 
 
 def enricher_for(config: Config, store: StoreBackend) -> Enricher:
@@ -164,7 +173,7 @@ class Engine:
     def __init__(self, config: Config, store: StoreBackend, *, present: bool = True) -> None:
         self.config = config
         self.store = store
-        self.agent_name = config.agent.name or getpass.getuser()
+        self.agent_name = config.agent.who
         self.presence = Presence(store, self.agent_name) if present else None
         self._states: dict[str, str] = {a.name: "starting" for a in config.accounts}
         self._outbox_wake = asyncio.Event()
@@ -238,12 +247,10 @@ class Engine:
         outcome = self.store.ingest(account, [message], cursor_key=WEBHOOK_CURSOR_KEY,
                                     cursor=None)
         if outcome.new_message_ids:
-            await enricher_for(self.config, self.store)(outcome.new_message_ids)
-            propose_merges(self.store, outcome.new_message_ids,
-                           region=self.config.agent.default_region)
-            assign = assigner_for(self.config.assignment, self.store)
-            if assign is not None:
-                assign(outcome.new_message_ids)
+            await after_ingest(self.store, outcome.new_message_ids,
+                               enrich=enricher_for(self.config, self.store),
+                               assign=assigner_for(self.config.assignment, self.store),
+                               region=self.config.agent.default_region)
             self.wake_outbox()
 
     async def _account_loop(self, name: str, connector: Connector) -> None:
@@ -322,7 +329,7 @@ async def reply_from_cli(config: Config, store: StoreBackend, conversation_id: i
             raise UsageError(f"entry {entry_id!r} cannot be filled for conversation "
                              f"{conversation_id}: missing {', '.join(rendered.missing)}")
         text = rendered.text
-    author = config.agent.name or getpass.getuser()
+    author = config.agent.who
     outbox_id = queue_reply(store, conversation_id, text or "", author=author, entry_id=entry_id)
     if not send:
         return ReplyResult(outbox_id, conversation_id, "queued")
@@ -339,9 +346,6 @@ async def _flush_one(config: Config, store: StoreBackend, row: OutboxRow) -> Rep
     return ReplyResult(row.id, row.conversation_id, "queued", "waiting for its retry time")
 
 
-OUTBOX_DECISIONS = ("resend", "confirm", "cancel")
-
-
 async def decide_outbox_row(config: Config, store: StoreBackend, outbox_id: int,
                             decision: str) -> ReplyResult:
     """A person's decision on a reply the outbox could not settle alone: `resend` it (uncertain
@@ -351,12 +355,11 @@ async def decide_outbox_row(config: Config, store: StoreBackend, outbox_id: int,
         store.outbox_requeue(outbox_id)
         return await _flush_one(config, store, row)
     if decision == "confirm":
-        addresses = {a.name: account_address(a) for a in config.accounts}
-        provider_id = OutboxSender(store, {}, addresses).confirm_sent(row)
+        provider_id = OutboxSender(store, {}, account_addresses(config)).confirm_sent(row)
         return ReplyResult(row.id, row.conversation_id, "sent", "confirmed by a person",
                            provider_id)
     if decision != "cancel":
         raise UsageError(f"unknown outbox decision {decision!r}")
-    detail = f"cancelled by {config.agent.name or getpass.getuser()}"
+    detail = f"cancelled by {config.agent.who}"
     store.outbox_cancel(outbox_id, detail)
     return ReplyResult(row.id, row.conversation_id, "cancelled", detail)

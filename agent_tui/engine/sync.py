@@ -73,6 +73,20 @@ Enricher = Callable[[list[int]], Awaitable[int]]
 Assigner = Callable[[list[int]], dict[int, str]]    # agent_tui.engine.assignment
 
 
+async def after_ingest(store: StoreBackend, new_message_ids: list[int], *,
+                       enrich: Enricher | None, assign: Assigner | None,
+                       region: str = DEFAULT_REGION) -> dict[int, str]:
+    """What follows storing new messages, however they came (fetched, or by webhook): merge
+    proposals (never merges), enrichment, then assignment - after enrichment, so a rule by tag
+    sees its `negative` tag. Returns the new conversations assigned, with their agent."""
+    if not new_message_ids:
+        return {}
+    propose_merges(store, new_message_ids, region=region)
+    if enrich is not None:
+        await enrich(new_message_ids)
+    return assign(new_message_ids) if assign is not None else {}
+
+
 async def sync_account(store: StoreBackend, connector: Connector, account: str, *,
                        progress: Progress | None = None,
                        enrich: Enricher | None = None,
@@ -101,12 +115,8 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
             if batch.read_elsewhere:
                 store.mark_read_elsewhere(account, batch.read_elsewhere)
             store.renew_lease(lease, holder, FETCH_LEASE_SECONDS)
-            propose_merges(store, outcome.new_message_ids, region=region)   # never merges
-            if enrich is not None and outcome.new_message_ids:
-                await enrich(outcome.new_message_ids)
-            if assign is not None and outcome.new_message_ids:
-                # after enrichment, so a rule by tag sees its `negative` tag
-                result.assigned.update(assign(outcome.new_message_ids))
+            result.assigned.update(await after_ingest(
+                store, outcome.new_message_ids, enrich=enrich, assign=assign, region=region))
             if progress:
                 progress(account, result.fetched)
     except AuthError as exc:

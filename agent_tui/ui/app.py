@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -57,7 +56,7 @@ class AgentApp(App[int]):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.suggester: Suggester | None = suggester
         self._load_suggester = load_suggester and suggester is None
-        self.agent_name = config.agent.name or getpass.getuser()
+        self.agent_name = config.agent.who
         self._data_version = -1
         self._refreshed_at = time.monotonic()
         self.cold_start_seconds: float | None = None
