@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_tui.demo.fakes.local_server import LocalHttpServer
+
 DEFAULT_TOKEN = "123456:TEST-fake-telegram-token"
 DEFAULT_USERNAME = "shop_test_bot"
 MAX_TEXT_UTF16 = 4096
@@ -101,12 +103,13 @@ def _utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class FakeTelegram:
+class FakeTelegram(LocalHttpServer):
     """An in-memory bot behind an aiohttp server on 127.0.0.1."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, username: str = DEFAULT_USERNAME,
                  first_name: str = "Shop Bot",
                  clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__()
         self.token = token
         self.bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1
         self.username = username
@@ -116,7 +119,6 @@ class FakeTelegram:
         self.requests: list[tuple[str, dict[str, str]]] = []   # (method, parameters)
         self.files: dict[str, FakeFile] = {}
         self.blocked_chats: set[int] = set()
-        self.base_url = ""
         self._updates: list[dict[str, Any]] = []       # received, not yet confirmed
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._update_ids = itertools.count(100_000)
@@ -125,7 +127,6 @@ class FakeTelegram:
         self._injections: list[_Injection] = []
         self._polls: list[_Poll] = []
         self._poll_started = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
 
@@ -229,23 +230,14 @@ class FakeTelegram:
         return application
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on a free loopback port (or `port`) and return the base URL."""
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        self.base_url = f"http://{host}:{bound_port}"
-        return self.base_url
+        return await super().start(host, port)
 
     async def stop(self) -> None:
         for poll in self._polls:
             poll.woken.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
     # -- state --------------------------------------------------------------------------------
 

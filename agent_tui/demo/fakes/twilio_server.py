@@ -35,6 +35,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from agent_tui.demo.fakes.local_server import LocalHttpServer
+
 DEFAULT_ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 DEFAULT_AUTH_TOKEN = "fake-auth-token-0123456789"
 API = "/2010-04-01"
@@ -147,13 +149,14 @@ class _Injection:
         return self.path_contains is None or self.path_contains in request.path
 
 
-class FakeTwilio:
+class FakeTwilio(LocalHttpServer):
     """An in-memory Twilio account behind an aiohttp server on 127.0.0.1."""
 
     def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID,
                  auth_token: str = DEFAULT_AUTH_TOKEN, *,
                  clock: Callable[[], datetime] | None = None,
                  enforce_whatsapp_window: bool = True) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -164,8 +167,6 @@ class FakeTwilio:
         self.requests: list[tuple[str, str]] = []     # (method, path?query) as received
         self._injections: list[_Injection] = []
         self._counter = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     # -- seeding and inspection ---------------------------------------------------------------
 
@@ -259,21 +260,6 @@ class FakeTwilio:
                                    self._list_recording_transcriptions)
         application.router.add_get(f"{account}/Transcriptions.json", self._list_transcriptions)
         return application
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on a free loopback port (or `port`) and return the base URL."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        self.base_url = f"http://{host}:{bound_port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- plumbing -------------------------------------------------------------------------------
 
