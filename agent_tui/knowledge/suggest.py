@@ -431,7 +431,7 @@ class Suggester:
                    if analyzer.tokens(word)}
         for token in analyzer.tokens(text):
             if "w:" + analyzer.stem(token) not in features and len(token) >= 5 \
-                    and not analyzer.split_compound(token):
+                    and not analyzer.split_compound(token, partial=False):
                 corrected = self._correct(token)
                 if corrected:
                     origin.setdefault("w:" + analyzer.stem(corrected), surface.get(token, token))

@@ -89,6 +89,11 @@ def detect_language(texts: Iterable[str]) -> str:
     return "de" if german > english else "en"
 
 
+_VERB_PREFIXES = frozenset(
+    ("auf", "aus", "bei", "ein", "ent", "her", "hin", "mit", "nach", "ver", "vor", "weg", "zer",
+     "zuruck", "uber", "unter", "durch", "wieder", "dazu", "heraus", "herunter", "voran", "los",
+     "fest", "fort", "hinaus", "hinein", "herein", "miss", "ab", "an", "be", "er", "ge", "um",
+     "zu", "rein", "raus", "dran", "drauf", "vorbei", "weiter", "zusammen"))
 _GERMAN_MARKERS = frozenset(
     ("ich", "und", "nicht", "ist", "mein", "meine", "wo", "wie", "ein", "eine", "der", "die",
      "das", "habe", "kann", "noch", "bitte", "wann", "mir"))
@@ -118,6 +123,7 @@ class Analyzer:
         self.words: set[str] = set()
         self.stems: set[str] = set()
         self._split_cache: dict[str, list[str]] = {}
+        self._partial_cache: dict[str, list[str]] = {}
         self.add_vocabulary(vocabulary)
         for members in SYNONYMS.get(self.lang, {}).values():
             self.add_vocabulary(members)
@@ -130,6 +136,7 @@ class Analyzer:
                     self.words.add(folded)
                     self.stems.add(self.stem(folded))
         self._split_cache.clear()
+        self._partial_cache.clear()
 
     def stem_cache(self) -> dict[str, str]:
         """Every stem computed so far (folded word -> stem), to hand to a later Analyzer."""
@@ -157,14 +164,24 @@ class Analyzer:
         return len(part) >= 3 and (part in self.words or part in self.stems
                                    or self.stem(part) in self.stems)
 
-    def split_compound(self, word: str) -> list[str]:
+    def split_compound(self, word: str, partial: bool = True) -> list[str]:
         """Greedy longest-head split against the file's vocabulary: "lieferanschrift" ->
-        ["liefer", "anschrift"]; [] when the word is not a compound of known parts."""
+        ["liefer", "anschrift"]; [] when the word is not a compound of known parts. With
+        `partial`, an unknown word that is no such compound gives its known part (see
+        _known_head_or_tail)."""
         if len(word) < 7 or self.lang != "de":
             return []
         cached = self._split_cache.get(word)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._split_cache[word] = self._split(word)
+        if not cached and partial and not self._known(word):
+            partial_parts = self._partial_cache.get(word)
+            if partial_parts is None:
+                partial_parts = self._partial_cache[word] = self._known_head_or_tail(word)
+            return partial_parts
+        return cached
+
+    def _split(self, word: str) -> list[str]:
         parts: list[str] = []
         for cut in range(len(word) - 3, 2, -1):
             head, tail = word[:cut], word[cut:]
@@ -176,12 +193,25 @@ class Analyzer:
             if self._known(tail):
                 parts = [head, tail]
                 break
-            rest = self.split_compound(tail)
+            rest = self.split_compound(tail, partial=False)
             if rest:
                 parts = [head, *rest]
                 break
-        self._split_cache[word] = parts
         return parts
+
+    def _known_head_or_tail(self, word: str) -> list[str]:
+        """An unknown word's longest known last part (German compounds are head-final:
+        "arbeitsadresse" is an "adresse"), else its longest known first part of 5 letters or
+        more ("abmeldelink"); [] when the rest would be a verb prefix ("verstanden")."""
+        for cut in range(4, len(word) - 3):
+            head, tail = word[:cut], word[cut:]
+            if head not in _VERB_PREFIXES and not head.endswith("ge") and self._known(tail):
+                return [tail]
+        for cut in range(len(word) - 3, 4, -1):
+            head = word[:cut]
+            if head in self.words or head in self.stems:
+                return [head]
+        return []
 
     def word_features(self, tokens: list[str]) -> dict[str, float]:
         features: dict[str, float] = {}
