@@ -14,12 +14,12 @@ diese diesem diesen dieser dieses dir doch dort du durch ein eine einem einen ei
 er es etwas euch euer eure für gegen gewesen hab habe haben hat hatte hätte ich ihm ihn ihnen ihr
 ihre ihrem ihren ihrer im in ist ja jetzt kann könnte können man mich mir mit muss nach nicht nichts
 noch nun nur ob oder ohne schon sehr sein seine sich sie sind so soll sollte um und uns unser unsere
-unter vom von vor war waren warum was weil wenn wer werde werden wie wir wird wo würde zu zum zur
+unter vom von vor war waren warum was weil wenn wer werde werden wie wir wird würde zu zum zur
 über hallo hi hey moin servus guten tag morgen abend sehr geehrte geehrter damen herren liebe lieber
 liebes team grüße gruß gruss gruesse grüsse danke dank vielen viele vielmals freundlichen
 freundliche mfg lg vg beste besten herzliche herzlichen schöne frage fragen kurz kurze
 eigentlich mal bzw
-leider gerne gern möchte möchten würden hätten wäre bitten bitte dies ok okay also schon wieder
+leider gerne gern möchte möchten würden hätten wäre bitten bitte dies ok okay also schon
 erstmal halt eben denn irgendwie sonst bisschen ganz gar genau da dass daß eure ihres hier
 mein meine meinen meinem meiner meines unsere euer eurem euren eurer ihr ihrem ihnen
 könnt könnten kannst konnte gibt gib geht gehen bräuchte brauche benötige hätte
@@ -197,7 +197,7 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "stock": ("verfügbar", "verfügbarkeit", "lieferbar", "bestellbar", "vorrätig",
                   "ausverkauft", "vergriffen", "nachschub", "lager", "bestand",
                   "nachbestellen", "nachproduziert", "benachrichtigen", "benachrichtigung",
-                  "bescheid", "wieder", "rein", "reinbekommen", "vorrat", "lagernd", "erhältlich",
+                  "bescheid", "rein", "reinbekommen", "vorrat", "lagernd", "erhältlich",
                   "nachlieferbar", "sortiment", "restposten", "vormerken", "vorbestellen",
                   "vorbestellung", "warteliste", "nachproduktion", "eingestellt"),
         "product": ("material", "maße", "größe", "durchmesser", "höhe", "hoch", "breit",
