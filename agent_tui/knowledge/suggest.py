@@ -211,7 +211,10 @@ def _analyzer_for(kb_lang: str, entries: tuple[Entry, ...], words: list[str] | N
 
 def _features(analyzer: Analyzer, text: str) -> tuple[dict[str, float], dict[str, float]]:
     tokens = analyzer.tokens(text)
-    return analyzer.word_features(tokens), analyzer.ngram_features(tokens)
+    word = analyzer.word_features(tokens)
+    for group, _ in analyzer.phrase_groups(text):
+        word["s:" + group] = word.get("s:" + group, 0.0) + 1.0
+    return word, analyzer.ngram_features(tokens)
 
 
 def phrase_features(text: str) -> dict[str, float]:
@@ -442,6 +445,9 @@ class Suggester:
         for token in words:
             for key in analyzer.word_features([token]):
                 origin.setdefault(key, surface.get(token, token))
+        for group, written in analyzer.phrase_groups(text):
+            word_block["s:" + group] = word_block.get("s:" + group, 0.0) + 1.0
+            origin.setdefault("s:" + group, written)
         ngram_block = analyzer.ngram_features(analyzer.tokens(text))
         phrase = phrase_features(text) if self._index.class_weights is not None else {}
         ids, weights = self._query_vector(word_block, ngram_block, phrase)

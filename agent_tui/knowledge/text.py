@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
-from agent_tui.knowledge.lexicon import STOPWORDS, SYNONYMS
+from agent_tui.knowledge.lexicon import PHRASES, STOPWORDS, SYNONYMS
 
 # --- message clean-up ---------------------------------------------------------------------------
 
@@ -120,6 +120,12 @@ class Analyzer:
         for group, members in SYNONYMS.get(self.lang, {}).items():
             for member in members:
                 self.synonyms[self.stem(fold(member))] = group
+        # phrases by their first word ("#" for a number): (the words, the group)
+        self.phrases: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for group, phrases in PHRASES.get(self.lang, {}).items():
+            for phrase in phrases:
+                words = tuple(fold(word) for word in phrase.split())
+                self.phrases.setdefault(words[0], []).append((words, group))
         self.words: set[str] = set()
         self.stems: set[str] = set()
         self._split_cache: dict[str, list[str]] = {}
@@ -200,12 +206,13 @@ class Analyzer:
         return parts
 
     def _known_head_or_tail(self, word: str) -> list[str]:
-        """An unknown word's longest known last part (German compounds are head-final:
-        "arbeitsadresse" is an "adresse"), else its longest known first part of 5 letters or
-        more ("abmeldelink"); [] when the rest would be a verb prefix ("verstanden")."""
-        for cut in range(4, len(word) - 3):
+        """An unknown word's longest known last part of 5 letters or more (German compounds are
+        head-final: "arbeitsadresse" is an "adresse"), else its longest known first part of 5
+        letters or more ("abmeldelink"); [] when the rest would be a verb prefix."""
+        for cut in range(4, len(word) - 4):
             head, tail = word[:cut], word[cut:]
-            if head not in _VERB_PREFIXES and not head.endswith("ge") and self._known(tail):
+            if head not in _VERB_PREFIXES and not head.endswith("ge") and self._known(tail) \
+                    and len(self.stem(tail)) >= 4:
                 return [tail]
         for cut in range(len(word) - 3, 4, -1):
             head = word[:cut]
@@ -227,6 +234,20 @@ class Analyzer:
                 _add(features, "s:" + group, 1.0)
         return features
 
+    def phrase_groups(self, text: str) -> list[tuple[str, str]]:
+        """(group, the phrase as written) for each group phrase in the text ("nur 5" means
+        something is missing), stop words included."""
+        if not self.phrases:
+            return []
+        surface = surface_words(text)
+        words = ["#" if _is_number(fold(word)) else fold(word) for word in surface]
+        found = []
+        for start, word in enumerate(words):
+            for phrase, group in self.phrases.get(word, ()):
+                if tuple(words[start:start + len(phrase)]) == phrase:
+                    found.append((group, " ".join(surface[start:start + len(phrase)])))
+        return found
+
     @staticmethod
     def ngram_features(tokens: list[str]) -> dict[str, float]:
         features: dict[str, float] = {}
@@ -238,6 +259,15 @@ class Analyzer:
                 for start in range(len(padded) - size + 1):
                     _add(features, "c:" + padded[start:start + size], 1.0)
         return features
+
+
+_NUMBER_WORDS = frozenset(
+    ("ein", "eine", "einen", "einer", "eins", "zwei", "drei", "vier", "funf", "sechs", "sieben",
+     "acht", "neun", "zehn", "elf", "zwolf", "beide", "beiden"))
+
+
+def _is_number(word: str) -> bool:
+    return word.isdigit() or word in _NUMBER_WORDS
 
 
 def _add(features: dict[str, float], key: str, weight: float) -> None:

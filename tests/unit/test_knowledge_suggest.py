@@ -46,6 +46,44 @@ def test_compound_is_split_against_the_vocabulary() -> None:
     assert analyzer.split_compound("tasse") == []
 
 
+def test_unknown_compound_counts_by_its_known_last_part() -> None:
+    analyzer = Analyzer("de", ["Adresse", "Zahlung", "Stand"])
+    assert analyzer.split_compound("arbeitsadresse") == ["adresse"]
+    assert analyzer.split_compound("kartenzahlung") == ["zahlung"]
+    assert analyzer.split_compound("arbeitsadresse", partial=False) == []
+    assert analyzer.split_compound("verstanden") == []          # a verb prefix, not a compound
+
+
+def test_typo_correction_needs_a_close_word_with_the_same_first_letter(
+        suggester: Suggester) -> None:
+    assert suggester._correct("bestelung") == "bestellung"
+    assert suggester._correct("stonieren") == "stornieren"
+    assert suggester._correct("stellen") is None                 # not "bestellen"
+    assert suggester._correct("auspacken") is None               # not "dazupacken"
+
+
+def test_phrases_name_a_group_stop_words_and_numbers_included() -> None:
+    analyzer = Analyzer("de")
+    assert ("missing", "nur 5") in analyzer.phrase_groups("Es sind nur 5 Tassen gekommen")
+    assert ("missing", "nur zwei") in analyzer.phrase_groups("nur zwei sind da")
+    assert ("wrong", "nicht bestellt") in analyzer.phrase_groups("Das habe ich nicht bestellt!")
+    assert analyzer.phrase_groups("Ich habe bestellt") == []
+    assert Analyzer("en").phrase_groups("only 5 arrived") == []
+
+
+def test_synonym_groups_do_not_share_a_stem_nor_hold_a_stop_word() -> None:
+    from agent_tui.knowledge.lexicon import STOPWORDS, SYNONYMS
+    from agent_tui.knowledge.text import fold
+
+    analyzer = Analyzer("de")
+    owner: dict[str, str] = {}
+    for group, members in SYNONYMS["de"].items():
+        for member in members:
+            assert fold(member) not in STOPWORDS["de"], member
+            stem = analyzer.stem(fold(member))
+            assert owner.setdefault(stem, group) == group, (member, owner[stem], group)
+
+
 @pytest.mark.parametrize(("message", "entry_id"), [
     ("Die Tasse kam in Scherben an", "damaged-item"),                # synonym, no shared word
     ("Wo bleibt meine Bestelung???", "order-status"),                # typo
@@ -53,6 +91,10 @@ def test_compound_is_split_against_the_vocabulary() -> None:
     ("Meine Lieferanschrift ist falsch", "address-change"),          # compound
     ("Kann ich mit Paypal zahlen?", "payment-methods"),
     ("Wie lange dauert die Lieferung nach Hamburg?", "delivery-time"),
+    ("Bitte an meine Arbeitsadresse liefern.", "address-change"),     # unknown compound
+    ("Das habe ich so nicht bestellt.", "wrong-item"),                # negation phrase
+    ("Kann ich auch auf Rechnung kaufen?", "payment-methods"),        # not an invoice copy
+    ("Ich möchte meine Bestelung stonieren", "cancel-order"),         # two typos
 ])
 def test_german_messages_find_their_entry(suggester: Suggester, message: str,
                                           entry_id: str) -> None:
