@@ -8,7 +8,8 @@ that is too wide makes unrelated entries look alike.
 from __future__ import annotations
 
 _DE_STOP = """
-aber alle allem allen aller alles als also am an ander andere anderen auch auf aus bei beim bin
+aber alle allem allen aller alles als also am an ander andere anderen anderer anderes anderem
+auch auf aus bei beim bin
 bis bitte bis bist da dabei damit dann das dass dein deine dem den denn der des dessen dich die dies
 diese diesem diesen dieser dieses dir doch dort du durch ein eine einem einen einer eines einfach
 er es etwas euch euer eure für gegen gewesen hab habe haben hat hatte hätte ich ihm ihn ihnen ihr
@@ -244,7 +245,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # Phrases that mean a synonym group only as a whole, mostly a negation or a count ("nicht
-# bestellt", "nur 5"); matched on the folded words, stop words included; "#" is any number.
+# bestellt", "nur 5"); matched on the folded words, stop words included; "#" is any number,
+# "*" any one word.
 PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "de": {
         "missing": ("nur #", "# statt #", "# von #", "nicht dabei", "nicht drin",
@@ -254,7 +256,9 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "wrong": ("nicht bestellt", "nicht das bestellte", "nicht meine", "nicht meins",
                   "etwas anderes", "was anderes", "ganz anderer", "ganz andere", "ganz anderes",
                   "ganz anderen", "anderen artikel", "anderer artikel", "falsche artikel",
-                  "aber # bekommen", "aber bekommen"),
+                  "aber # bekommen", "aber bekommen", "bestellt aber * bekommen",
+                  "bestellt aber * geliefert", "bestellt aber * erhalten", "bekommen habe ich",
+                  "erhalten habe ich", "geliefert wurde"),
         "where": ("noch nicht da", "noch nicht angekommen", "nicht angekommen", "noch nichts",
                   "immer noch nicht", "wo bleibt", "wo ist", "wo steckt", "nie angekommen"),
         "refund": ("geld zuruck", "betrag zuruck", "geld wieder"),

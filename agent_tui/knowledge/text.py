@@ -244,7 +244,9 @@ class Analyzer:
         found = []
         for start, word in enumerate(words):
             for phrase, group in self.phrases.get(word, ()):
-                if tuple(words[start:start + len(phrase)]) == phrase:
+                span = words[start:start + len(phrase)]
+                if len(span) == len(phrase) and all(
+                        want in ("*", got) for want, got in zip(phrase, span, strict=True)):
                     found.append((group, " ".join(surface[start:start + len(phrase)])))
         return found
 

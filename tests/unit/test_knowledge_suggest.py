@@ -68,6 +68,8 @@ def test_phrases_name_a_group_stop_words_and_numbers_included() -> None:
     assert ("missing", "nur zwei") in analyzer.phrase_groups("nur zwei sind da")
     assert ("wrong", "nicht bestellt") in analyzer.phrase_groups("Das habe ich nicht bestellt!")
     assert analyzer.phrase_groups("Ich habe bestellt") == []
+    assert ("wrong", "bestellt aber Schüsseln bekommen") in analyzer.phrase_groups(
+        "Ich habe Teller bestellt, aber Schüsseln bekommen.")           # "*" is any one word
     assert Analyzer("en").phrase_groups("only 5 arrived") == []
 
 
