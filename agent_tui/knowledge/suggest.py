@@ -75,6 +75,9 @@ CLASSIFIER_RATE = 0.5            # Adagrad learning rate
 # but cost the German tickets 0.8 points; word triples or n-grams across word boundaries added
 # nothing more.
 W_PHRASE = 0.7
+# With the `embeddings` extra, the share of the embedding classifier's probability next to the
+# lexical one (see embeddings.train_classifier).
+W_DENSE = 0.6
 # Logistic calibration: P(correct) = sigmoid(C0 + C_RAW * raw + C_MARGIN * margin / raw); the
 # relative margin keeps a faint match that merely beats fainter ones from looking certain.
 # One set per model kind (their raw scores live on different scales): (C0, C_RAW, C_MARGIN).
@@ -340,6 +343,7 @@ class Suggester:
         self._fuzzy_cache: dict[str, str | None] = {}
         self.kind = "classifier" if index.class_weights is not None else "similarity"
         self._doc_embeddings: Any = None
+        self._dense_classifier: tuple[Any, Any] | None = None
 
     @classmethod
     def for_knowledge(cls, kb: KnowledgeBase) -> Suggester:
@@ -392,11 +396,16 @@ class Suggester:
                     os.unlink(temp)
         return cls(index)
 
+    @property
+    def uses_embeddings(self) -> bool:
+        return self._doc_embeddings is not None or self._dense_classifier is not None
+
     def _use_embeddings(self, directory: Path) -> None:
         from agent_tui.knowledge import embeddings
 
-        if self.kind != "similarity" or not embeddings.available():
+        if not embeddings.available():
             return
+        embeddings.load_model()
         cache = directory / f"knowledge-{self._index.sha256[:24]}-v{INDEX_VERSION}-e5.npy"
         vectors = None
         with contextlib.suppress(Exception):
@@ -407,7 +416,19 @@ class Suggester:
             with contextlib.suppress(OSError):
                 directory.mkdir(parents=True, exist_ok=True)
                 np.save(cache, vectors)
-        self._doc_embeddings = vectors
+        if self.kind == "similarity":
+            self._doc_embeddings = vectors
+            return
+        model = cache.with_name(cache.stem + "-classifier.npz")
+        with contextlib.suppress(Exception):
+            with np.load(model) as saved:
+                self._dense_classifier = (saved["weights"], saved["bias"])
+            return
+        weights, bias = embeddings.train_classifier(vectors, self._index.doc_entry,
+                                                    len(self.entries))
+        with contextlib.suppress(OSError):
+            np.savez(model, weights=weights, bias=bias)
+        self._dense_classifier = (weights, bias)
 
     def _correct(self, token: str) -> str | None:
         """The vocabulary word a misspelt token most likely means (rapidfuzz, cached)."""
@@ -495,6 +516,11 @@ class Suggester:
             logits = weights @ index.class_weights[ids] + index.class_bias
             probability = np.exp(logits - logits.max())
             probability /= probability.sum()
+            if self._dense_classifier is not None:
+                from agent_tui.knowledge.embeddings import encode, probabilities
+
+                probability = (1.0 - W_DENSE) * probability + W_DENSE * probabilities(
+                    *self._dense_classifier, encode([message])[0])
             return (1.0 - W_CLASSIFIER) * profile_scores + W_CLASSIFIER * probability, origin, ids
         doc_scores = _accumulate(index.ex_indptr, index.ex_docs, index.ex_weights, ids, weights,
                                  len(index.doc_entry))

