@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 import pickle
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,7 @@ class _Index:
     stems: dict[str, str] = field(default_factory=dict)   # folded word -> stem, for a fast load
 
 
-def _block_vector(word: dict[str, float], ngram: dict[str, float], idf_of: Any,
+def _block_vector(word: dict[str, float], ngram: Mapping[str, float], idf_of: Any,
                   phrase: dict[str, float] | None = None) -> dict[str, float]:
     """Sublinear TF-IDF, L2-normalised per block, blocks scaled by W_WORD and 1 - W_WORD (and
     W_PHRASE for the classifier's phrasing block)."""
@@ -132,7 +134,7 @@ def _block_vector(word: dict[str, float], ngram: dict[str, float], idf_of: Any,
     return vector
 
 
-def _merge(into: dict[str, float], other: dict[str, float], weight: float) -> None:
+def _merge(into: dict[str, float], other: Mapping[str, float], weight: float) -> None:
     for key, value in other.items():
         into[key] = into.get(key, 0.0) + weight * value
 
@@ -212,7 +214,7 @@ def _analyzer_for(kb_lang: str, entries: tuple[Entry, ...], words: list[str] | N
     return Analyzer(lang, vocabulary)
 
 
-def _features(analyzer: Analyzer, text: str) -> tuple[dict[str, float], dict[str, float]]:
+def _features(analyzer: Analyzer, text: str) -> tuple[dict[str, float], Mapping[str, float]]:
     tokens = analyzer.tokens(text)
     word = analyzer.word_features(tokens)
     for group, _ in analyzer.phrase_groups(text):
@@ -237,7 +239,7 @@ def build_index(kb: KnowledgeBase) -> _Index:
     analyzer = _analyzer_for(kb.lang, kb.entries, None)
     n_texts = sum(1 + len(entry.examples) for entry in kb.entries)
     classifier = len(kb.entries) > 1 and n_texts >= CLASSIFIER_MIN_EXAMPLES * len(kb.entries)
-    doc_blocks: list[tuple[dict[str, float], dict[str, float]]] = []
+    doc_blocks: list[tuple[dict[str, float], Mapping[str, float]]] = []
     doc_phrases: list[dict[str, float]] = []
     doc_entry: list[int] = []
     entry_starts: list[int] = []
@@ -451,8 +453,9 @@ class Suggester:
         features = self._index.features
         words: list[str] = []
         origin: dict[str, str] = {}
-        surface = {analyzer.tokens(word)[0]: word for word in surface_words(text)
-                   if analyzer.tokens(word)}
+        surface: dict[str, str] = {}
+        for word in surface_words(text):
+            surface.setdefault(fold(word), word)
         for token in analyzer.tokens(text):
             if "w:" + analyzer.stem(token) not in features and len(token) >= 5 \
                     and not analyzer.split_compound(token, partial=False):
@@ -474,7 +477,7 @@ class Suggester:
         ids, weights = self._query_vector(word_block, ngram_block, phrase)
         return ids, weights, origin
 
-    def _query_vector(self, word: dict[str, float], ngram: dict[str, float],
+    def _query_vector(self, word: dict[str, float], ngram: Mapping[str, float],
                       phrase: dict[str, float]) -> tuple[list[int], Any]:
         """_block_vector for a query, in numpy: features the file lacks count in the norm
         (with the highest idf) but are dropped from the result. Phrasing alone (a message of
@@ -487,8 +490,8 @@ class Suggester:
         for block, scale in ((word, W_WORD), (ngram, 1.0 - W_WORD), (phrase, W_PHRASE)):
             if not block or (block is phrase and not all_ids):
                 continue
-            numbers = np.fromiter((features.get(key, -1) for key in block), dtype=np.int64,
-                                  count=len(block))
+            numbers = np.fromiter(map(features.get, block, itertools.repeat(-1)),
+                                  dtype=np.int64, count=len(block))
             tf = np.fromiter(block.values(), dtype=np.float64, count=len(block))
             known = numbers >= 0
             weighted = np.where(tf >= 1, 1.0 + np.log(np.maximum(tf, 1.0)), tf) * np.where(

@@ -6,9 +6,11 @@ imported, and rapidfuzz only when a query holds a word the knowledge file does n
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 
 from agent_tui.knowledge.lexicon import PHRASES, STOPWORDS, SYNONYMS
 
@@ -49,6 +51,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss", "æ": "ae", "ø": "o"})
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Lower case, umlauts and ß folded (ä -> a), accents removed: "Größe" -> "grosse"."""
     word = word.casefold().translate(_FOLD)
@@ -251,16 +254,9 @@ class Analyzer:
         return found
 
     @staticmethod
-    def ngram_features(tokens: list[str]) -> dict[str, float]:
-        features: dict[str, float] = {}
-        for token in tokens:
-            if token.isdigit():
-                continue
-            padded = f"<{fold_digraphs(token)}>"
-            for size in (3, 4, 5):
-                for start in range(len(padded) - size + 1):
-                    _add(features, "c:" + padded[start:start + size], 1.0)
-        return features
+    def ngram_features(tokens: list[str]) -> Mapping[str, float]:
+        return Counter(ngram for token in tokens if not token.isdigit()
+                       for ngram in _ngrams(token))
 
 
 _NUMBER_WORDS = frozenset(
@@ -270,6 +266,14 @@ _NUMBER_WORDS = frozenset(
 
 def _is_number(word: str) -> bool:
     return word.isdigit() or word in _NUMBER_WORDS
+
+
+@functools.lru_cache(maxsize=65536)
+def _ngrams(token: str) -> tuple[str, ...]:
+    """A word's character 3- to 5-grams (`c:` features), with < and > marking its ends."""
+    padded = f"<{fold_digraphs(token)}>"
+    return tuple("c:" + padded[start:start + size] for size in (3, 4, 5)
+                 for start in range(len(padded) - size + 1))
 
 
 def _add(features: dict[str, float], key: str, weight: float) -> None:
