@@ -133,6 +133,7 @@ class Analyzer:
         self.stems: set[str] = set()
         self._split_cache: dict[str, list[str]] = {}
         self._partial_cache: dict[str, list[str]] = {}
+        self._zu_cache: dict[str, str] = {}
         self.add_vocabulary(vocabulary)
         for members in SYNONYMS.get(self.lang, {}).values():
             self.add_vocabulary(members)
@@ -146,6 +147,7 @@ class Analyzer:
                     self.stems.add(self.stem(folded))
         self._split_cache.clear()
         self._partial_cache.clear()
+        self._zu_cache.clear()
 
     def stem_cache(self) -> dict[str, str]:
         """Every stem computed so far (folded word -> stem), to hand to a later Analyzer."""
@@ -165,8 +167,23 @@ class Analyzer:
         for word in surface_words(text):
             folded = fold(word)
             if folded not in self.stopwords and (len(folded) > 1 or folded.isdigit()):
-                out.append(folded)
+                out.append(self._without_zu(folded) if "zu" in folded[2:] else folded)
         return out
+
+    def _without_zu(self, word: str) -> str:
+        """A separable verb's infinitive with "zu" as the known verb: "zuruckzugeben" ->
+        "zuruckgeben", "abzuholen" -> "abholen"; other words unchanged."""
+        found = self._zu_cache.get(word)
+        if found is None:
+            found = word
+            if self.lang == "de" and len(word) >= 7 and not self._known(word):
+                for cut in range(2, min(len(word) - 5, 7) + 1):
+                    if word[cut:cut + 2] == "zu" and word[:cut] in _VERB_PREFIXES and \
+                            self._known(word[:cut] + word[cut + 2:]):
+                        found = word[:cut] + word[cut + 2:]
+                        break
+            self._zu_cache[word] = found
+        return found
 
     def _known(self, part: str) -> bool:
         # A compound's head is often a bare stem ("liefer" in "lieferanschrift").

@@ -59,7 +59,13 @@ def test_typo_correction_needs_a_close_word_with_the_same_first_letter(
     assert suggester._correct("bestelung") == "bestellung"
     assert suggester._correct("stonieren") == "stornieren"
     assert suggester._correct("stellen") is None                 # not "bestellen"
-    assert suggester._correct("auspacken") is None               # not "dazupacken"
+    assert suggester._correct("einpacken") is None               # not "dazupacken"
+
+
+def test_zu_infinitive_of_a_separable_verb_counts_as_the_verb() -> None:
+    analyzer = Analyzer("de", ["zurückgeben", "abholen"])
+    assert analyzer.tokens("um etwas zurückzugeben oder abzuholen") == ["zuruckgeben", "abholen"]
+    assert analyzer.tokens("zuzüglich Zubehör") == ["zuzuglich", "zubehor"]     # no such verb
 
 
 def test_phrases_name_a_group_stop_words_and_numbers_included() -> None:
@@ -70,6 +76,8 @@ def test_phrases_name_a_group_stop_words_and_numbers_included() -> None:
     assert analyzer.phrase_groups("Ich habe bestellt") == []
     assert ("wrong", "bestellt aber Schüsseln bekommen") in analyzer.phrase_groups(
         "Ich habe Teller bestellt, aber Schüsseln bekommen.")           # "*" is any one word
+    assert ("damaged", "in zwei Teilen") in analyzer.phrase_groups(
+        "Der Deckel ist in zwei Teilen angekommen")
     assert Analyzer("en").phrase_groups("only 5 arrived") == []
 
 
