@@ -408,7 +408,9 @@ class Suggester:
         if not embeddings.available():
             return
         embeddings.load_model()
-        cache = directory / f"knowledge-{self._index.sha256[:24]}-v{INDEX_VERSION}-e5.npy"
+        # Keyed by the file alone (not INDEX_VERSION): encoding 10,000 examples takes minutes,
+        # and a change of the lexical model does not change their embeddings.
+        cache = directory / f"knowledge-{self._index.sha256[:24]}-e5.npy"
         vectors = None
         with contextlib.suppress(Exception):
             vectors = np.load(cache)
@@ -421,7 +423,7 @@ class Suggester:
         if self.kind == "similarity":
             self._doc_embeddings = vectors
             return
-        model = cache.with_name(cache.stem + "-classifier.npz")
+        model = cache.with_name(f"{cache.stem}-classifier-v{embeddings.CLASSIFIER_VERSION}.npz")
         with contextlib.suppress(Exception):
             with np.load(model) as saved:
                 self._dense_classifier = (saved["weights"], saved["bias"])

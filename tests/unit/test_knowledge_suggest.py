@@ -264,7 +264,7 @@ def test_optional_embeddings_train_a_second_classifier_for_many_examples(
     path = _classifier_file(tmp_path)
     fused = Suggester.for_file(path, cache_dir=tmp_path, embeddings=True)
     assert fused.kind == "classifier" and fused.uses_embeddings
-    (model,) = tmp_path.glob("knowledge-*-e5-classifier.npz")
+    (model,) = tmp_path.glob("knowledge-*-e5-classifier-v*.npz")
     dense = fused._dense_classifier
     assert dense is not None
     names = [entry.id for entry in fused.entries]
