@@ -115,7 +115,9 @@ class Analyzer:
     def __init__(self, lang: str, vocabulary: Iterable[str] = (),
                  stem_cache: dict[str, str] | None = None) -> None:
         self.lang = lang if lang in STOPWORDS else "en"
-        self._stem_raw = _stemmer_for(self.lang)
+        # Imported on the first word the cache lacks: snowballstemmer imports every language
+        # (~20 ms), and a cached model's vocabulary is all in the cache.
+        self._stem_raw: Callable[[str], str] | None = None
         self.stopwords = STOPWORDS[self.lang]
         # A cached model hands its stems back: stemming the vocabulary again is most of a load.
         self._stem_cache: dict[str, str] = dict(stem_cache or {})
@@ -156,6 +158,8 @@ class Analyzer:
     def stem(self, folded: str) -> str:
         stem = self._stem_cache.get(folded)
         if stem is None:
+            if self._stem_raw is None:
+                self._stem_raw = _stemmer_for(self.lang)
             stem = fold_digraphs(fold(self._stem_raw(folded))) if self.lang == "de" else \
                 self._stem_raw(folded)
             self._stem_cache[folded] = stem
