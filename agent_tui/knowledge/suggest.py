@@ -46,7 +46,7 @@ from agent_tui.knowledge.text import (
     surface_words,
 )
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 _PLACEHOLDER = re.compile(r"\{[^{}\s]*\}")
 
 # Tuned on the development splits (never on the rows the benchmark reports).
@@ -83,7 +83,7 @@ W_DENSE = 0.6
 # Logistic calibration: P(correct) = sigmoid(C0 + C_RAW * raw + C_MARGIN * margin / raw); the
 # relative margin keeps a faint match that merely beats fainter ones from looking certain.
 # One set per model kind (their raw scores live on different scales): (C0, C_RAW, C_MARGIN).
-CALIBRATION = {"similarity": (-0.41, 11.91, 7.15), "classifier": (-3.02, 10.69, 0.29)}
+CALIBRATION = {"similarity": (-0.29, 11.99, 8.49), "classifier": (-3.02, 10.69, 0.29)}
 
 
 @dataclass(frozen=True, slots=True)
