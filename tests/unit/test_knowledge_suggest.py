@@ -76,6 +76,8 @@ def test_phrases_name_a_group_stop_words_and_numbers_included() -> None:
     assert analyzer.phrase_groups("Ich habe bestellt") == []
     assert ("wrong", "bestellt aber Schüsseln bekommen") in analyzer.phrase_groups(
         "Ich habe Teller bestellt, aber Schüsseln bekommen.")           # "*" is any one word
+    assert ("address", "falsche Hausnummer") in analyzer.phrase_groups(
+        "Ich habe die falsche Hausnummer eingegeben")
     assert ("damaged", "in zwei Teilen") in analyzer.phrase_groups(
         "Der Deckel ist in zwei Teilen angekommen")
     assert Analyzer("en").phrase_groups("only 5 arrived") == []
@@ -105,6 +107,9 @@ def test_synonym_groups_do_not_share_a_stem_nor_hold_a_stop_word() -> None:
     ("Das habe ich so nicht bestellt.", "wrong-item"),                # negation phrase
     ("Kann ich auch auf Rechnung kaufen?", "payment-methods"),        # not an invoice copy
     ("Ich möchte meine Bestelung stonieren", "cancel-order"),         # two typos
+    ("Wie lange habe ich Zeit, um etwas zurückzugeben?", "return"),    # zu-infinitive
+    ("Ich habe die falsche Hausnummer eingegeben.", "address-change"),  # phrase over "falsch"
+    ("Mir wurde der Betrag doppelt abgebucht", "payment-problem"),      # phrase
 ])
 def test_german_messages_find_their_entry(suggester: Suggester, message: str,
                                           entry_id: str) -> None:
