@@ -117,13 +117,20 @@ def app_with(ui_config: Config, ui_store: Store, toml: str) -> AgentApp:
 
 
 async def settle(pilot: Any) -> None:
-    """Wait until the app's workers are done. A load superseded by a newer one (exclusive
-    workers) ends cancelled, which is fine; a worker that crashed fails the test."""
+    """Wait until the screen on top is mounted and the app's workers are done. A load
+    superseded by a newer one (exclusive workers) ends cancelled, which is fine; a worker that
+    crashed fails the test."""
     import asyncio
 
     from textual.worker import WorkerState
 
     await pilot.pause()
+    # A just-pushed screen may not have composed yet (push_screen's awaitable can resolve
+    # first); its on_mount starts the workers waited for below.
+    for _ in range(1000):
+        if pilot.app.screen.is_mounted:
+            break
+        await pilot.pause()
     for _ in range(5):
         # The engine's worker runs for the app's lifetime; everything else finishes.
         workers = [w for w in pilot.app.workers if w.group != "engine"]

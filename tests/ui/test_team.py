@@ -49,7 +49,7 @@ def row_of(app: AgentApp, conversation_id: int) -> list[str]:
 async def in_own_loop(app: AgentApp, pilot: Pilot[int], action: Callable[[], object]) -> None:
     """Run `action` in the app's own loop (where its screens find their app: with two apps in
     one test, the test's context names only the last one started), await what it returns (a
-    pushed screen's mount), then wait for the workers it started."""
+    pushed screen's mount), then settle: the screen on top mounted, its workers done."""
     done = asyncio.Event()
 
     async def run() -> None:
