@@ -301,7 +301,7 @@ def main() -> None:
                                   embeddings_cache)
         if not only or "shop_de" in only:
             shop = REPO / "examples" / "knowledge.de.toml"
-            for split in ("dev", "eval", "test", "blind"):
+            for split in ("dev", "eval", "test", "blind", "blind2"):
                 if args.fit and split != "dev":
                     continue
                 test = _read(BENCH_DATA / f"shop_de_{split}.csv", lambda r: r["text"], "label")
