@@ -90,9 +90,3 @@ def train_classifier(vectors: Any, targets: Any, n_entries: int) -> tuple[Any, A
             parameter -= DENSE_RATE * (first / (1 - 0.9 ** step)) / (
                 np.sqrt(second / (1 - 0.999 ** step)) + 1e-8)
     return weights, bias
-
-
-def probabilities(weights: Any, bias: Any, vector: Any) -> Any:
-    logits = vector @ weights + bias
-    probability = np.exp(logits - logits.max())
-    return probability / probability.sum()

@@ -217,9 +217,23 @@ def _analyzer_for(kb_lang: str, entries: tuple[Entry, ...], words: list[str] | N
 def _features(analyzer: Analyzer, text: str) -> tuple[dict[str, float], Mapping[str, float]]:
     tokens = analyzer.tokens(text)
     word = analyzer.word_features(tokens)
-    for group, _ in analyzer.phrase_groups(text):
-        word["s:" + group] = word.get("s:" + group, 0.0) + 1.0
+    _add_phrase_groups(analyzer, word, text)
     return word, analyzer.ngram_features(tokens)
+
+
+def _add_phrase_groups(analyzer: Analyzer, word: dict[str, float],
+                       text: str) -> list[tuple[str, str]]:
+    """Count each group phrase of the text as its synonym group in the word block; returns the
+    phrases found, (group, as written)."""
+    found = analyzer.phrase_groups(text)
+    for group, _ in found:
+        word["s:" + group] = word.get("s:" + group, 0.0) + 1.0
+    return found
+
+
+def _softmax(logits: Any) -> Any:
+    probability = np.exp(logits - logits.max())
+    return probability / probability.sum()
 
 
 def phrase_features(text: str) -> dict[str, float]:
@@ -411,6 +425,12 @@ class Suggester:
         # Keyed by the file alone (not INDEX_VERSION): encoding 10,000 examples takes minutes,
         # and a change of the lexical model does not change their embeddings.
         cache = directory / f"knowledge-{self._index.sha256[:24]}-e5.npy"
+        model = cache.with_name(f"{cache.stem}-classifier-v{embeddings.CLASSIFIER_VERSION}.npz")
+        if self.kind == "classifier":
+            with contextlib.suppress(Exception):
+                with np.load(model) as saved:
+                    self._dense_classifier = (saved["weights"], saved["bias"])
+                return          # the example embeddings are needed only to train it
         vectors = None
         with contextlib.suppress(Exception):
             vectors = np.load(cache)
@@ -422,11 +442,6 @@ class Suggester:
                 np.save(cache, vectors)
         if self.kind == "similarity":
             self._doc_embeddings = vectors
-            return
-        model = cache.with_name(f"{cache.stem}-classifier-v{embeddings.CLASSIFIER_VERSION}.npz")
-        with contextlib.suppress(Exception):
-            with np.load(model) as saved:
-                self._dense_classifier = (saved["weights"], saved["bias"])
             return
         weights, bias = embeddings.train_classifier(vectors, self._index.doc_entry,
                                                     len(self.entries))
@@ -471,8 +486,7 @@ class Suggester:
         for token in words:
             for key in analyzer.word_features([token]):
                 origin.setdefault(key, surface.get(token, token))
-        for group, written in analyzer.phrase_groups(text):
-            word_block["s:" + group] = word_block.get("s:" + group, 0.0) + 1.0
+        for group, written in _add_phrase_groups(analyzer, word_block, text):
             origin.setdefault("s:" + group, written)
         ngram_block = analyzer.ngram_features(analyzer.tokens(text))
         phrase = phrase_features(text) if self._index.class_weights is not None else {}
@@ -518,14 +532,13 @@ class Suggester:
         if index.class_weights is not None:
             # The classifier has learnt what the nearest examples would tell (measured: kNN
             # adds nothing next to it), so the example index is not even kept.
-            logits = weights @ index.class_weights[ids] + index.class_bias
-            probability = np.exp(logits - logits.max())
-            probability /= probability.sum()
+            probability = _softmax(weights @ index.class_weights[ids] + index.class_bias)
             if self._dense_classifier is not None:
-                from agent_tui.knowledge.embeddings import encode, probabilities
+                from agent_tui.knowledge.embeddings import encode
 
-                probability = (1.0 - W_DENSE) * probability + W_DENSE * probabilities(
-                    *self._dense_classifier, encode([message])[0])
+                dense_weights, dense_bias = self._dense_classifier
+                probability = (1.0 - W_DENSE) * probability + W_DENSE * _softmax(
+                    encode([message])[0] @ dense_weights + dense_bias)
             return (1.0 - W_CLASSIFIER) * profile_scores + W_CLASSIFIER * probability, origin, ids
         doc_scores = _accumulate(index.ex_indptr, index.ex_docs, index.ex_weights, ids, weights,
                                  len(index.doc_entry))
