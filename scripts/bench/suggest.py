@@ -8,9 +8,10 @@ file order) is the test split that is reported; the other rows become the knowle
 knowledge part (never the test rows), reports on it and fits the score calibration there, together
 with the shop development set (scripts/bench/data/shop_de_dev.csv).
 
-The few-shot German shop case uses examples/knowledge.de.toml and three labelled sets under
-scripts/bench/data/: shop_de_dev.csv (tuned on; reported for reference), shop_de_eval.csv and
-shop_de_test.csv (written independently, never tuned on: the held-out estimates). The German
+The few-shot German shop case uses examples/knowledge.de.toml and the labelled sets under
+scripts/bench/data/: shop_de_dev.csv (tuned on; reported for reference) and the held-out
+estimates, never tuned on: shop_de_eval.csv, shop_de_test.csv, shop_de_blind.csv and the harder
+shop_de_blind2.csv (the last two written by someone who read only the knowledge file). The German
 tickets (CC BY-NC) are read from ../shared/data and never copied.
 
 Baselines, same split, same run: rank_bm25 BM25Okapi over every training utterance (kNN, top
