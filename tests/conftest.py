@@ -93,6 +93,20 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     store.close()
 
 
+@pytest.fixture
+def store(any_store: Any) -> Any:
+    """`store` in a test: each test runs on SQLite and on PostgreSQL (modules with a store of
+    their own define this fixture again)."""
+    return any_store
+
+
+def contact_of(store: Any, address: str) -> int:
+    """The id of the contact an address belongs to; the contact must exist."""
+    found: int | None = store.find_contact(address)
+    assert found is not None
+    return found
+
+
 def store_sql(store: Any, statement: str, params: Sequence[Any] = ()) -> list[Any]:
     """Run raw SQL (with `?` placeholders) on either backend's connection, for tests that
     reach behind the API (age a lease, fake a crashed sender)."""

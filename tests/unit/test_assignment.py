@@ -164,11 +164,6 @@ agent = ["Mia", "Jonas"]
 # --- on the store (SQLite, then PostgreSQL) ----------------------------------------------------
 
 
-@pytest.fixture
-def store(any_store: Store) -> Store:
-    return any_store
-
-
 def test_presence_expires_when_an_instance_dies(store: Store) -> None:
     present(store, "Mia", "Jonas")
     lea = Presence(store, "Lea", instance="otherhost:7")

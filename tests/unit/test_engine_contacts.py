@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from agent_tui.engine.contacts import propose_merges, signature_block, signature_phones
 from agent_tui.model import Channel, Direction
 from agent_tui.store import Store
 from connectors.base import InboundMessage
 from connectors.email.mime import parse_message
+from tests.conftest import contact_of
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -52,18 +51,6 @@ def sms(provider_id: str, sender: str, text: str = "Hallo",
 def ingest(store: Store, account: str, *messages: InboundMessage) -> list[int]:
     return store.ingest(account, list(messages), cursor_key="main",
                         cursor=None).new_message_ids
-
-
-def contact_of(store: Store, address: str) -> int:
-    found = store.find_contact(address)
-    assert found is not None
-    return found
-
-
-@pytest.fixture
-def store(any_store: Store) -> Store:
-    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
-    return any_store
 
 
 def test_signature_phone_of_a_parsed_mail_proposes_the_sms_contact(store: Store) -> None:

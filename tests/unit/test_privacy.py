@@ -42,12 +42,6 @@ def seed(store: Store) -> tuple[int, int]:
     return ids["kim@example.org"], ids["+491701234567"]
 
 
-@pytest.fixture
-def store(any_store: Store) -> Store:
-    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
-    return any_store
-
-
 def test_merge_split_and_export_across_channels(store: Store, tmp_path: Path) -> None:
     kim, phone = seed(store)
     store.merge_contacts(kim, phone)

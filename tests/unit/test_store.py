@@ -37,12 +37,6 @@ def chat(provider_id: str, *, sender: str = "+491701234567", at: datetime = T0,
 
 
 @pytest.fixture
-def store(any_store: Store) -> Store:
-    """Each test that takes `store` runs on SQLite and on PostgreSQL (tests/conftest.py)."""
-    return any_store
-
-
-@pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(tmp_path / "data" / "agent.db")
     assert isinstance(s, Store)

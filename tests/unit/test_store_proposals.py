@@ -13,7 +13,7 @@ from agent_tui.model import Channel, Direction
 from agent_tui.store import Store, open_store
 from agent_tui.store.schema import MIGRATIONS
 from connectors.base import InboundMessage
-from tests.conftest import store_sql
+from tests.conftest import contact_of, store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -23,18 +23,6 @@ def message(provider_id: str, sender: str, *, channel: Channel = Channel.SMS,
     return InboundMessage(channel=channel, provider_id=provider_id, direction=Direction.INBOUND,
                           sender=sender, sender_name="", recipients=["service@shop.example"],
                           sent_at=T0, subject="", text=text, reply_to=reply_to)
-
-
-def contact_of(store: Store, address: str) -> int:
-    found = store.find_contact(address)
-    assert found is not None
-    return found
-
-
-@pytest.fixture
-def store(any_store: Store) -> Store:
-    """Each test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
-    return any_store
 
 
 @pytest.fixture
