@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import getpass
-import ipaddress
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from agent_tui.errors import ConfigError, NotFound
+from agent_tui.loopback import is_loopback_host
 
 APP_NAME = "agent-tui"
 CONFIG_FILE_NAME = "agent-tui.toml"
@@ -562,16 +562,6 @@ def _type_name(value: Any) -> str:
         if isinstance(value, kind):
             return name
     return "a date or time"
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Loader:

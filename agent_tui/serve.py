@@ -31,8 +31,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_tui.config import Config, is_loopback_host
+from agent_tui.config import Config
 from agent_tui.errors import AgentTuiError, UsageError
+from agent_tui.loopback import is_loopback_host
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -50,7 +50,7 @@ from connectors.base import (
     UncertainDelivery,
 )
 from connectors.email import imap, smtp
-from connectors.email.endpoint import Endpoint, is_loopback
+from connectors.email.endpoint import Endpoint
 from connectors.email.imap import FolderState, FolderStatus, RawMessage
 from connectors.email.mime import build_reply, parse_message
 
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 PENDING_FLAG = imap.DRAFT.decode()     # marks our copy in Sent while SMTP has not answered
 
-__all__ = ["EmailConnector", "EmailFetchBatch", "EmailSettings", "FlagChange", "is_loopback"]
+__all__ = ["EmailConnector", "EmailFetchBatch", "EmailSettings", "FlagChange"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,22 +5,13 @@ TLS is verified by default; plaintext is allowed only to loopback hosts (DESIGN.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
+from agent_tui.loopback import is_loopback_host
 from connectors.base import ConnectorError
 
 TLS_MODES = ("implicit", "starttls", "none")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +39,7 @@ class Endpoint:
             raise ConnectorError(self.describe(
                 f"unknown TLS mode {self.tls!r} (expected one of {', '.join(TLS_MODES)})"))
         if self.tls == "none":
-            if not is_loopback(self.host):
+            if not is_loopback_host(self.host):
                 raise ConnectorError(self.describe(
                     "plaintext is allowed only to loopback hosts; use implicit or starttls"))
             return None

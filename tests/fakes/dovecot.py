@@ -27,17 +27,12 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from agent_tui.loopback import free_port
+
 DOVECOT_BINARY = Path("/usr/sbin/dovecot")
 DEFAULT_USER = "agent@shop.test"
 DEFAULT_PASSWORD = "s3cret-pass"
 STARTUP_DEADLINE = 15.0      # seconds Dovecot may take to accept connections
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_banner(host: str, port: int, deadline: float) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.fakes.dovecot import free_port
+from agent_tui.loopback import free_port
 
 
 @dataclass(slots=True)

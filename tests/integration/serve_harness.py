@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from agent_tui.loopback import free_port
 from agent_tui.model import Channel, Direction
 from agent_tui.store import open_store
 from connectors.base import InboundMessage
-from tests.fakes.dovecot import free_port
 
 PASSWORD_ENV = "AGENT_TUI_TEST_SERVE_PASSWORD"
 PASSWORD = "Sesam-öffne-dich-42"          # non-ASCII: Basic auth is decoded as UTF-8

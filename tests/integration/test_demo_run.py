@@ -13,10 +13,10 @@ import pytest
 from agent_tui.config import load_config
 from agent_tui.demo import Sandbox, SandboxOptions, run_demo, scenario
 from agent_tui.demo.files import write_config, write_knowledge
-from agent_tui.demo.servers import port_is_open
 from agent_tui.model import Channel
 from connectors.base import OutboundMessage
 from connectors.email import EmailConnector, EmailSettings
+from tests.fakes.ports import port_is_open
 
 SMALL = SandboxOptions(history_conversations=12, live_interval=None, thanks_probability=0.0)
 

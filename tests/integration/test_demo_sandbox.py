@@ -14,13 +14,13 @@ from agent_tui.config import EmailAccount, TwilioAccount, load_config
 from agent_tui.demo import Sandbox, SandboxOptions, scenario
 from agent_tui.demo.files import prepare_directory, write_config, write_knowledge
 from agent_tui.demo.scenario import Message
-from agent_tui.demo.servers import port_is_open
 from agent_tui.errors import UsageError
 from agent_tui.knowledge.enrichment import run_enrichers
 from agent_tui.knowledge.loader import load_knowledge
 from agent_tui.model import Channel, Direction
 from connectors.base import OutboundMessage
 from connectors.email import EmailConnector, EmailSettings
+from tests.fakes.ports import port_is_open
 
 HISTORY = 24        # conversations: enough for threads in every seeded channel, still fast
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from agent_tui.config import load_config
-from agent_tui.demo.servers import port_is_open
 from tests.conftest import REPO, missing
+from tests.fakes.ports import port_is_open
 
 SUGGESTION = re.compile(r"^\s*1\s+\d\.\d\d\s", re.MULTILINE)   # " 1  0.97 Title"
 DEADLINE = 90.0           # seconds for the demo to start, sync and send

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agent_tui.loopback import free_port
 from agent_tui.model import Channel, Direction
 from connectors.base import (
     AuthError,
@@ -18,7 +19,7 @@ from connectors.base import (
 )
 from connectors.email import EmailConnector
 from connectors.email.endpoint import Endpoint
-from tests.fakes.dovecot import Dovecot, free_port
+from tests.fakes.dovecot import Dovecot
 from tests.fakes.smtp_sink import SmtpSink
 from tests.integration.conftest import SettingsFactory
 

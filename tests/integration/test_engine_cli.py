@@ -21,10 +21,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
 from agent_tui.engine.outbox import outbound_from_row
+from agent_tui.loopback import free_port
 from agent_tui.model import OutboxState
 from agent_tui.store import OutboxRow, open_store
 from connectors.email import EmailConnector
-from tests.fakes.dovecot import Dovecot, free_port
+from tests.fakes.dovecot import Dovecot
 from tests.fakes.smtp_sink import SmtpSink
 from tests.integration.cli_harness import MAIL_PASSWORD_ENV, Shop, run_cli
 from tests.integration.conftest import settings_for

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -18,6 +17,7 @@ from agent_tui.engine.contacts import propose_merges
 from agent_tui.engine.outbox import OutboxSender
 from agent_tui.engine.replies import queue_reply
 from agent_tui.engine.sync import sync_account
+from agent_tui.loopback import free_port
 from agent_tui.model import Channel, Direction, OutboxState
 from agent_tui.store import Store, open_store
 from connectors.base import (
@@ -357,15 +357,9 @@ async def test_failure_after_a_part_went_out_is_uncertain(
     assert "blocked" in str(caught.value) and [s.text for s in fake.sent] == ["A" * 4000]
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_unreachable_api_is_retried_with_backoff_then_transient(
         connector_for: ConnectorFactory, time_: FakeTime) -> None:
-    connector = connector_for(api_base=f"http://127.0.0.1:{closed_port()}", max_attempts=3)
+    connector = connector_for(api_base=f"http://127.0.0.1:{free_port()}", max_attempts=3)
     with pytest.raises(TransientError, match="after 3 attempts"):
         await connector.send(outbound("Hallo"))
     assert time_.waits == [1.0, 2.0]
