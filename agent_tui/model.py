@@ -1,10 +1,12 @@
-"""The data model shared by every layer: contacts, conversations, messages, notes, outbox rows."""
+"""The data model shared by every layer: contacts, conversations, messages, notes, and the
+inbound messages and cursors connectors hand to the store."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class Channel(enum.StrEnum):
@@ -83,6 +85,40 @@ class AutoFlags:
     def any(self) -> bool:
         return (self.auto_submitted or self.bulk or self.list_mail or self.bounce
                 or self.null_sender)
+
+
+# A cursor is a small JSON-serialisable mapping whose meaning belongs to the connector
+# (IMAP: per-folder UIDVALIDITY, last UID, HIGHESTMODSEQ; Twilio: last date_sent + SIDs seen at that
+# second; Telegram: next update offset). The store keeps it opaque.
+Cursor = dict[str, Any]
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """A message as a connector read it, already parsed and sanitised (invariants 3 and 4)."""
+
+    channel: Channel
+    provider_id: str                 # Message-ID, Twilio SID, Telegram "chat:message"
+    direction: Direction
+    sender: str                      # address: email, E.164 phone, Telegram user id
+    sender_name: str
+    recipients: list[str]
+    sent_at: datetime                # timezone-aware, UTC
+    subject: str
+    text: str
+    html: str = ""                   # kept only as source, never rendered
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    auto: AutoFlags = field(default_factory=AutoFlags)
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    thread_key: str = ""             # chat channels: the chat/number the conversation belongs to
+    reply_to: str = ""               # mail: Reply-To address, when it differs from the sender
+    delivery_status: str = ""        # outbound messages read back: sent, delivered, failed...
+    read: bool = False               # already read in another client (mail: \\Seen)
+    defects: list[str] = field(default_factory=list)
+    content_hash: str = ""           # dedupe fallback for mail without a Message-ID
+    raw: bytes = b""                 # the original bytes, when the channel has them (mail source)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
-"""What every connector offers, and the message types that cross the connector boundary.
+"""What every connector offers: the protocol, the outbound message, fetch batches and errors.
 
 A connector talks to one account on one service. It knows nothing of the store or the UI: the engine
 hands it a cursor, gets back messages plus the next cursor, and stores both in one transaction
-(DESIGN.md invariant 1).
+(DESIGN.md invariant 1). `InboundMessage` and `Cursor` live in `agent_tui.model`, beside the
+types the store keeps them as, so the store needs nothing from here.
 """
 
 from __future__ import annotations
@@ -13,40 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
-
-# A cursor is a small JSON-serialisable mapping whose meaning belongs to the connector
-# (IMAP: per-folder UIDVALIDITY, last UID, HIGHESTMODSEQ; Twilio: last date_sent + SIDs seen at that
-# second; Telegram: next update offset). The store keeps it opaque.
-Cursor = dict[str, Any]
-
-
-@dataclass(slots=True)
-class InboundMessage:
-    """A message as a connector read it, already parsed and sanitised (invariants 3 and 4)."""
-
-    channel: Channel
-    provider_id: str                 # Message-ID, Twilio SID, Telegram "chat:message"
-    direction: Direction
-    sender: str                      # address: email, E.164 phone, Telegram user id
-    sender_name: str
-    recipients: list[str]
-    sent_at: datetime                # timezone-aware, UTC
-    subject: str
-    text: str
-    html: str = ""                   # kept only as source, never rendered
-    attachments: list[AttachmentInfo] = field(default_factory=list)
-    auto: AutoFlags = field(default_factory=AutoFlags)
-    in_reply_to: str = ""
-    references: list[str] = field(default_factory=list)
-    thread_key: str = ""             # chat channels: the chat/number the conversation belongs to
-    reply_to: str = ""               # mail: Reply-To address, when it differs from the sender
-    delivery_status: str = ""        # outbound messages read back: sent, delivered, failed...
-    read: bool = False               # already read in another client (mail: \\Seen)
-    defects: list[str] = field(default_factory=list)
-    content_hash: str = ""           # dedupe fallback for mail without a Message-ID
-    raw: bytes = b""                 # the original bytes, when the channel has them (mail source)
-    extra: dict[str, Any] = field(default_factory=dict)
+from agent_tui.model import Channel, Cursor, InboundMessage
 
 
 @dataclass(slots=True)
@@ -134,6 +102,15 @@ class Connector(abc.ABC):
     async def fetch_attachment(self, ref: str) -> bytes:
         """The bytes of an attachment the service keeps (`AttachmentInfo.ref`)."""
         raise ConnectorError(f"account {self.name!r}: this service keeps no attachments to fetch")
+
+    @classmethod
+    def attachment_in_source(cls, source: bytes, ref: str) -> bytes:
+        """The bytes of the attachment `ref` (`AttachmentInfo.ref`) inside a message's source as
+        the store keeps it (`InboundMessage.raw`); LookupError with a reason if there is none.
+
+        A class method: it needs no connection and no credentials. Mail carries its attachments
+        in its source; chat media stay at the service (`fetch_attachment`)."""
+        raise LookupError("this service's messages carry no attachments in their source")
 
     async def delete_remote(self, provider_ids: list[str], *, dry_run: bool = False) -> int:
         """Delete these messages at the service (erasure, Art. 17); returns how many were found

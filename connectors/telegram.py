@@ -53,16 +53,14 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from agent_tui.model import AttachmentInfo, Channel, Direction
+from agent_tui.model import AttachmentInfo, Channel, Cursor, Direction, InboundMessage
 from agent_tui.sanitize import clean_line, clean_text, safe_filename
 from connectors.base import (
     AuthError,
     ConflictError,
     Connector,
     ConnectorError,
-    Cursor,
     FetchBatch,
-    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,

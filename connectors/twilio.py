@@ -50,15 +50,13 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from agent_tui.channels import whatsapp_window_open
-from agent_tui.model import AttachmentInfo, Channel, Direction
+from agent_tui.model import AttachmentInfo, Channel, Cursor, Direction, InboundMessage
 from agent_tui.sanitize import clean_line, clean_text, safe_filename
 from connectors.base import (
     AuthError,
     Connector,
     ConnectorError,
-    Cursor,
     FetchBatch,
-    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,

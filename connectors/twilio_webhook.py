@@ -28,9 +28,8 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from agent_tui.model import AttachmentInfo, Channel, Direction
+from agent_tui.model import AttachmentInfo, Channel, Direction, InboundMessage
 from agent_tui.sanitize import clean_line, clean_text, safe_filename
-from connectors.base import InboundMessage
 from connectors.twilio import DELIVERY_ERRORS, WHATSAPP_PREFIX, normalise_phone
 
 SIGNATURE_HEADER = "X-Twilio-Signature"

@@ -15,6 +15,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 
+from agent_tui.subjects import reply_subject
+
 SHOP_NAME = "Tassenwerk"
 SHOP_MAIL = "service@tassenwerk.demo"
 SHOP_MAIL_PASSWORD = "demo-mail-password"
@@ -207,10 +209,6 @@ THANKS = {"de": ["Danke für die schnelle Antwort!", "Super, vielen Dank!", "All
           "en": ["Thanks a lot!", "Great, thank you!", "Perfect, thanks for the quick reply."]}
 
 
-def _reply_subject(subject: str) -> str:
-    return subject if subject.lower().startswith(("re:", "aw:")) else f"Re: {subject}"
-
-
 def history(rng: random.Random, now: datetime, conversations: int = 130) -> list[Message]:
     """A few hundred messages over the past three weeks: questions, our answers, thanks.
 
@@ -243,14 +241,14 @@ def history(rng: random.Random, now: datetime, conversations: int = 130) -> list
                       f"{signature[customer.lang]}")
         if channel != "email":
             reply_text = answer.format(order=order)
-        messages.append(Message(customer, reply_text, _reply_subject(question.subject),
+        messages.append(Message(customer, reply_text, reply_subject(question.subject),
                                 answered_at, outbound=True,
                                 message_id=f"<history-{index}-reply@tassenwerk.demo>",
                                 in_reply_to=question.message_id, kind="answer"))
         thanked_at = answered_at + timedelta(minutes=rng.uniform(5, 600))
         if rng.random() < 0.35 and thanked_at < now - timedelta(minutes=30):
             messages.append(Message(customer, rng.choice(THANKS[customer.lang]),
-                                    _reply_subject(question.subject), thanked_at,
+                                    reply_subject(question.subject), thanked_at,
                                     message_id=f"<history-{index}-thanks@kunde.demo>",
                                     in_reply_to=f"<history-{index}-reply@tassenwerk.demo>",
                                     kind="thanks"))
@@ -325,5 +323,5 @@ def thanks_for(customer: Customer, rng: random.Random, *, subject: str = "",
                in_reply_to: str = "") -> Message:
     """A customer's thanks for a reply (mail: in the reply's thread)."""
     return Message(customer, rng.choice(THANKS[customer.lang]),
-                   _reply_subject(subject) if subject else "",
+                   reply_subject(subject) if subject else "",
                    in_reply_to=in_reply_to, kind="thanks")

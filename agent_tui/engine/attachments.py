@@ -2,7 +2,7 @@
 (DESIGN.md invariant 4).
 
 The store keeps each attachment's name, type, size and `ref`, not its bytes. A mail's bytes come
-from its source, which the store keeps (`get_raw`), through the MIME code that listed the parts.
+from its source, which the store keeps (`get_raw`), through its connector's `attachment_in_source`.
 SMS, WhatsApp and Telegram media live at the provider (`ref` is a Twilio media URL or a Telegram
 file_id): `media_fetcher(config)` downloads them with the account's credentials.
 """
@@ -72,9 +72,9 @@ def attachment_bytes_of(store: StoreBackend, message: Message, attachment: Attac
         raise LookupError("the mail's source is not in the store")
     if not attachment.ref:
         raise LookupError("the mail lists no MIME part for it")
-    from connectors.email.mime import attachment_bytes
+    from agent_tui.engine.runtime import connector_class
 
-    return attachment_bytes(raw, attachment.ref)
+    return connector_class(message.channel).attachment_in_source(raw, attachment.ref)
 
 
 def candidate_paths(directory: Path, name: str) -> Iterator[Path]:

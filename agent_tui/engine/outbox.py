@@ -17,13 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent_tui.errors import UsageError
-from agent_tui.model import Channel, Direction, OutboxState
+from agent_tui.model import Channel, Direction, InboundMessage, OutboxState
 from agent_tui.store import OutboxRow, StoreBackend
 from connectors.base import (
     AuthError,
     Connector,
     ConnectorError,
-    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,

@@ -35,7 +35,7 @@ def _unique(directory: Path, name: str) -> Path:
 
 def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str, Any]:
     """Write contact.json, summary.txt and the original mail attachments into `out`."""
-    from connectors.email.mime import attachment_bytes
+    from agent_tui.engine.runtime import connector_class
 
     contact = store.get_contact(contact_id)
     if out.exists() and any(out.iterdir()):
@@ -54,7 +54,8 @@ def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str,
                 entry = {"message_id": message.provider_id, **asdict(attachment)}
                 if raw is not None and attachment.ref:
                     try:
-                        data = attachment_bytes(raw, attachment.ref)
+                        data = connector_class(message.channel).attachment_in_source(
+                            raw, attachment.ref)
                     except LookupError:
                         data = None
                     if data is not None:

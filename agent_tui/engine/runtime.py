@@ -23,9 +23,10 @@ from agent_tui.engine.outbox import FlushResult, OutboxSender
 from agent_tui.engine.replies import ReplyResult, queue_reply
 from agent_tui.engine.sync import Enricher, SyncResult, after_ingest, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
+from agent_tui.model import Channel, InboundMessage
 from agent_tui.secrets import resolve_account_secret
 from agent_tui.store import OutboxRow, StoreBackend
-from connectors.base import Connector, ConnectorError, InboundMessage
+from connectors.base import Connector, ConnectorError
 
 if TYPE_CHECKING:
     from connectors.twilio_webhook import TwilioWebhookServer
@@ -62,6 +63,23 @@ def build_connector(account: Account, secret: str) -> Connector:
         return TelegramConnector(TelegramSettings(
             name=account.name, token=secret, api_base=account.api_base))
     raise AgentTuiError(f"account {account.name!r}: unknown type")
+
+
+def connector_class(channel: Channel) -> type[Connector]:
+    """The connector that speaks `channel`, for what needs no account (`attachment_in_source`)."""
+    if channel is Channel.EMAIL:
+        from connectors.email import EmailConnector
+
+        return EmailConnector
+    if channel in (Channel.SMS, Channel.WHATSAPP):
+        from connectors.twilio import TwilioConnector
+
+        return TwilioConnector
+    if channel is Channel.TELEGRAM:
+        from connectors.telegram import TelegramConnector
+
+        return TelegramConnector
+    raise AgentTuiError(f"no connector speaks {channel}")
 
 
 def connector_for(config: Config, account_name: str) -> Connector:

@@ -70,7 +70,7 @@ def surface_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _stemmer_for(lang: str) -> Callable[[str], str]:
+def stemmer_for(lang: str) -> Callable[[str], str]:
     if lang == "de":
         from snowballstemmer.german_stemmer import GermanStemmer
 
@@ -159,7 +159,7 @@ class Analyzer:
         stem = self._stem_cache.get(folded)
         if stem is None:
             if self._stem_raw is None:
-                self._stem_raw = _stemmer_for(self.lang)
+                self._stem_raw = stemmer_for(self.lang)
             stem = fold_digraphs(fold(self._stem_raw(folded))) if self.lang == "de" else \
                 self._stem_raw(folded)
             self._stem_cache[folded] = stem

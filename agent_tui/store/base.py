@@ -12,12 +12,13 @@ from agent_tui.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Cursor,
+    InboundMessage,
     Message,
     Note,
     OutboxState,
     Priority,
 )
-from connectors.base import Cursor, InboundMessage
 
 
 @dataclass(slots=True)

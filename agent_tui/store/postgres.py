@@ -56,8 +56,10 @@ from agent_tui.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Cursor,
     Direction,
     Identity,
+    InboundMessage,
     Message,
     Note,
     OutboxState,
@@ -87,14 +89,13 @@ from agent_tui.store.sqlite import (
     SUBJECT_WINDOW,
     _attachment_json,
     _flags_json,
-    _normalise_subject,
     _pid_alive,
     _preview,
     identity_kind,
     normalise_address,
     tombstone_key,
 )
-from connectors.base import Cursor, InboundMessage
+from agent_tui.subjects import normalise_subject as _normalise_subject
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,10 @@ from agent_tui.model import (
     Contact,
     Conversation,
     ConversationStatus,
+    Cursor,
     Direction,
     Identity,
+    InboundMessage,
     Message,
     Note,
     OutboxState,
@@ -46,7 +48,7 @@ from agent_tui.store.base import (
 )
 from agent_tui.store.encryption import connect, db_errors
 from agent_tui.store.schema import MIGRATIONS
-from connectors.base import Cursor, InboundMessage
+from agent_tui.subjects import normalise_subject as _normalise_subject
 
 SUBJECT_WINDOW = timedelta(days=14)      # mail: same contact + subject within this joins a thread
 CHAT_REOPEN_WINDOW = timedelta(days=7)   # chat: a closed conversation younger than this reopens
@@ -112,14 +114,6 @@ def normalise_address(channel: Channel, address: str) -> str:
 
 def tombstone_key(account: str, provider_id: str) -> str:
     return hashlib.sha256(f"{account}\0{provider_id}".encode()).hexdigest()
-
-
-def _normalise_subject(subject: str) -> str:
-    # The mail parser owns the prefix rules (Re/AW/Fwd/WG/...); imported lazily to keep the
-    # store's import light for the CLI.
-    from connectors.email.mime import normalise_subject
-
-    return normalise_subject(subject)
 
 
 def _preview(text: str) -> str:

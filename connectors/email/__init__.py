@@ -37,14 +37,12 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
-from agent_tui.model import Direction
+from agent_tui.model import Cursor, Direction, InboundMessage
 from connectors.base import (
     AuthError,
     Connector,
     ConnectorError,
-    Cursor,
     FetchBatch,
-    InboundMessage,
     OutboundMessage,
     TransientError,
     UncertainDelivery,
@@ -52,7 +50,7 @@ from connectors.base import (
 from connectors.email import imap, smtp
 from connectors.email.endpoint import Endpoint
 from connectors.email.imap import FolderState, FolderStatus, RawMessage
-from connectors.email.mime import build_reply, parse_message
+from connectors.email.mime import attachment_bytes, build_reply, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +373,11 @@ class EmailConnector(Connector):
                 f"the process stopped while SMTP had the reply <{message_id}>; it may have "
                 f"been delivered (its copy in {folder!r} is still marked \\Draft)"))
         return None
+
+    @classmethod
+    def attachment_in_source(cls, source: bytes, ref: str) -> bytes:
+        """A mail's attachment from its stored source: `ref` is the MIME part's path."""
+        return attachment_bytes(source, ref)
 
     async def delete_remote(self, provider_ids: list[str], *, dry_run: bool = False) -> int:
         """Delete the mails with these Message-IDs from every fetched folder (INBOX, Sent...)."""

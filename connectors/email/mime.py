@@ -34,9 +34,10 @@ from email.utils import (
     parsedate_to_datetime,
 )
 
-from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
+from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction, InboundMessage
 from agent_tui.sanitize import clean_line, clean_text, safe_filename
-from connectors.base import InboundMessage, OutboundMessage
+from agent_tui.subjects import reply_subject
+from connectors.base import OutboundMessage
 from connectors.email.html_text import html_to_text
 from connectors.email.mimesplit import parse_structure
 
@@ -47,9 +48,7 @@ __all__ = [
     "decode_bytes",
     "decode_header_value",
     "new_message_id",
-    "normalise_subject",
     "parse_message",
-    "reply_subject",
 ]
 
 # Deeper MIME trees are not walked (a defect is noted): real mail stays far below this, and the
@@ -771,27 +770,7 @@ def attachment_bytes(raw: bytes, ref: str) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-# ---- subjects and composing replies -------------------------------------------------------------
-
-# Reply prefixes (en, de, nl, nordic, pl, pt/es, it) with an optional counter ("Re[2]:", "AW(3):").
-_REPLY_PREFIX = r"(?:re|aw|antw|antwort|sv|vs|odp|res|rv|ynt)"
-_FORWARD_PREFIX = r"(?:fwd?|wg|tr|doorst|vb|enc|i)"
-_COUNTER = r"(?:\[\d+\]|\(\d+\))?"
-_REPLY_PREFIXES = re.compile(rf"^(?:\s*{_REPLY_PREFIX}{_COUNTER}\s*[:\uff1a]\s*)+", re.IGNORECASE)
-_ANY_PREFIXES = re.compile(
-    rf"^(?:\s*(?:{_REPLY_PREFIX}|{_FORWARD_PREFIX}){_COUNTER}\s*[:\uff1a]\s*)+", re.IGNORECASE)
-
-
-def normalise_subject(subject: str) -> str:
-    """The subject for threading: reply/forward prefixes gone, case and spacing folded."""
-    return " ".join(_ANY_PREFIXES.sub("", subject).split()).casefold()
-
-
-def reply_subject(subject: str) -> str:
-    """`Re: ` + the subject without its stacked reply prefixes (no "Re: AW: Re:")."""
-    rest = " ".join(_REPLY_PREFIXES.sub("", clean_line(subject)).split())
-    return f"Re: {rest}" if rest else "Re:"
-
+# ---- composing replies ---------------------------------------------------------------------------
 
 def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().strip(">") or "localhost"

@@ -38,7 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from connectors.base import Cursor  # noqa: E402 - after the path set-up above
+from agent_tui.model import Cursor  # noqa: E402 - after the path set-up above
 from connectors.email import EmailConnector, EmailSettings  # noqa: E402
 from tests.fakes.dovecot import DEFAULT_USER, Dovecot  # noqa: E402
 

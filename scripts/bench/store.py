@@ -41,9 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "scripts" / "bench" / "results" / "store.json"
 
-from agent_tui.model import Channel, Direction  # noqa: E402
+from agent_tui.model import Channel, Direction, InboundMessage  # noqa: E402
 from agent_tui.store import Store, open_store  # noqa: E402
-from connectors.base import InboundMessage  # noqa: E402
 
 ACCOUNT = "shop"
 SHOP_MAIL = "service@shop.example"

@@ -103,9 +103,9 @@ class _Bm25Baselines:
     def __init__(self, entries: list[object], lang: str) -> None:
         from rank_bm25 import BM25Okapi
 
-        from agent_tui.knowledge.text import _stemmer_for, fold, surface_words
+        from agent_tui.knowledge.text import fold, stemmer_for, surface_words
 
-        stem = _stemmer_for(lang)
+        stem = stemmer_for(lang)
         self.tokenize = lambda text: [stem(fold(w)) for w in surface_words(text)] or ["_"]
         self.labels: list[str] = []
         utterances = []

@@ -30,9 +30,8 @@ WORDS = ["Bestellung", "Paket", "Lieferung", "Rechnung", "Rücksendung", "Größ
 
 def build_store(path: Path, messages: int, conversations: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from agent_tui.model import Channel, Direction
+    from agent_tui.model import Channel, Direction, InboundMessage
     from agent_tui.store import open_store
-    from connectors.base import InboundMessage
 
     store = open_store(path)
     now = datetime.now(UTC)

@@ -18,9 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent_tui.loopback import free_port
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 
 PASSWORD_ENV = "AGENT_TUI_TEST_SERVE_PASSWORD"
 PASSWORD = "Sesam-öffne-dich-42"          # non-ASCII: Basic auth is decoded as UTF-8

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent_tui.engine.sync import sync_account
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 from connectors.email import EmailConnector
 from tests.fakes.dovecot import Dovecot
 from tests.integration.conftest import SettingsFactory

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agent_tui.engine.sync import sync_account
-from agent_tui.model import Direction
+from agent_tui.model import Cursor, Direction
 from agent_tui.store import open_store
-from connectors.base import Cursor, FetchBatch, TransientError
+from connectors.base import FetchBatch, TransientError
 from connectors.email import EmailConnector, EmailFetchBatch, EmailSettings
 from tests.fakes.dovecot import Dovecot, sample_message
 from tests.integration.conftest import SettingsFactory, settings_for

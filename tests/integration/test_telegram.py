@@ -18,13 +18,12 @@ from agent_tui.engine.outbox import OutboxSender
 from agent_tui.engine.replies import queue_reply
 from agent_tui.engine.sync import sync_account
 from agent_tui.loopback import free_port
-from agent_tui.model import Channel, Direction, OutboxState
+from agent_tui.model import Channel, Direction, InboundMessage, OutboxState
 from agent_tui.store import Store, open_store
 from connectors.base import (
     AuthError,
     ConflictError,
     FetchBatch,
-    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,

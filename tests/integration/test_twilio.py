@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 
 from agent_tui.demo.fakes.twilio_server import FakeTwilio
-from agent_tui.model import Channel, Direction
-from connectors.base import (
-    AuthError,
-    Cursor,
-    FetchBatch,
-    InboundMessage,
-    OutboundMessage,
-    PermanentError,
-    TransientError,
-)
+from agent_tui.model import Channel, Cursor, Direction, InboundMessage
+from connectors.base import AuthError, FetchBatch, OutboundMessage, PermanentError, TransientError
 from connectors.twilio import TwilioConnector, TwilioSettings
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,8 @@ from agent_tui.config import parse_config
 from agent_tui.demo.fakes.twilio_server import DEFAULT_ACCOUNT_SID, FakeTwilio
 from agent_tui.engine.runtime import Engine
 from agent_tui.loopback import free_port
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 from connectors.twilio_webhook import MESSAGES_PATH, TwilioWebhookServer, WebhookSettings
 
 pytestmark = pytest.mark.integration

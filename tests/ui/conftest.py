@@ -14,10 +14,9 @@ import pytest
 import textual.constants
 
 from agent_tui.config import Config, parse_config
-from agent_tui.model import AttachmentInfo, Channel, Direction
+from agent_tui.model import AttachmentInfo, Channel, Direction, InboundMessage
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import AgentApp
-from connectors.base import InboundMessage
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 KNOWLEDGE = Path(__file__).resolve().parent / "knowledge.de.toml"

@@ -27,9 +27,9 @@ from agent_tui.engine.assignment import (
 from agent_tui.engine.runtime import Engine
 from agent_tui.engine.sync import sync_account
 from agent_tui.errors import ConfigError
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Cursor, Direction, InboundMessage
 from agent_tui.store import Store
-from connectors.base import Connector, Cursor, FetchBatch, InboundMessage, OutboundMessage
+from connectors.base import Connector, FetchBatch, OutboundMessage
 from tests.conftest import REPO, reopen_store, store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -295,7 +295,7 @@ from agent_tui.config import AssignmentConfig
 from agent_tui.engine.assignment import assign_new
 from agent_tui.model import Channel, Direction
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
+from agent_tui.model import InboundMessage
 from datetime import UTC, datetime, timedelta
 
 location, account, count, shared = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent_tui.cli import main
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:

@@ -10,9 +10,8 @@ import pytest
 
 from agent_tui.cli import main
 from agent_tui.engine.contacts import propose_merges
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 from connectors.email.mime import parse_message
 
 MAIL = (b"From: Kim Kunde <kim@example.org>\r\nTo: service@shop.example\r\nSubject: Paket\r\n"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from agent_tui.insight.early_warning import alerts_from_store
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import StoreBackend
-from connectors.base import InboundMessage
 
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from agent_tui.engine.attachments import candidate_paths, save_attachments, write_new
-from agent_tui.model import AttachmentInfo, Channel, Direction, Message
+from agent_tui.model import AttachmentInfo, Channel, Direction, InboundMessage, Message
 from agent_tui.store import Store, open_store
-from connectors.base import InboundMessage
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent_tui.engine.contacts import propose_merges, signature_block, signature_phones
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import Store
-from connectors.base import InboundMessage
 from connectors.email.mime import parse_message
 from tests.conftest import contact_of
 

@@ -14,9 +14,8 @@ from agent_tui.config import SlaConfig, parse_config
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.insight.commands import cmd_stats, parse_since
 from agent_tui.insight.stats import compute_stats
-from agent_tui.model import Channel, ConversationStatus, Direction
+from agent_tui.model import Channel, ConversationStatus, Direction, InboundMessage
 from agent_tui.store import Store
-from connectors.base import InboundMessage
 
 SLA = SlaConfig(email=240, sms=60, whatsapp=15, telegram=15)
 SHOP = "shop"

@@ -25,6 +25,7 @@ import pytest
 
 from agent_tui.model import Channel, Direction
 from agent_tui.sanitize import clean_line, clean_text
+from agent_tui.subjects import normalise_subject, reply_subject
 from connectors.base import OutboundMessage
 from connectors.email.mime import (
     attachment_bytes,
@@ -33,9 +34,7 @@ from connectors.email.mime import (
     decode_bytes,
     decode_header_value,
     new_message_id,
-    normalise_subject,
     parse_message,
-    reply_subject,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mail"

@@ -9,13 +9,11 @@ import pytest
 
 from agent_tui.engine.outbox import OutboxSender, message_id_for
 from agent_tui.engine.replies import queue_reply
-from agent_tui.model import Channel, Direction, OutboxState
+from agent_tui.model import Channel, Cursor, Direction, InboundMessage, OutboxState
 from agent_tui.store import Store
 from connectors.base import (
     Connector,
-    Cursor,
     FetchBatch,
-    InboundMessage,
     OutboundMessage,
     PermanentError,
     TransientError,

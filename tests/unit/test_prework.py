@@ -7,9 +7,8 @@ from pathlib import Path
 
 from agent_tui.config import EnrichmentConfig
 from agent_tui.engine.enrich import enrich_messages
-from agent_tui.model import Channel, Direction, Priority
+from agent_tui.model import Channel, Direction, InboundMessage, Priority
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 
 
 def mail(pid: str, text: str) -> InboundMessage:

@@ -11,9 +11,8 @@ import pytest
 
 from agent_tui.engine.privacy import export_contact
 from agent_tui.errors import UsageError
-from agent_tui.model import Channel, ConversationStatus, Direction
+from agent_tui.model import Channel, ConversationStatus, Direction, InboundMessage
 from agent_tui.store import Store
-from connectors.base import InboundMessage
 from tests.conftest import reopen_store, store_files, store_sql
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

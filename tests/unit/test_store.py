@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent_tui.errors import NotFound, StoreError
-from agent_tui.model import Channel, ConversationStatus, Direction, OutboxState
+from agent_tui.model import Channel, ConversationStatus, Direction, InboundMessage, OutboxState
 from agent_tui.store import IllegalTransition, Store, open_store
 from agent_tui.store.schema import MIGRATIONS
-from connectors.base import InboundMessage
 from tests.conftest import store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -16,12 +16,11 @@ import pytest
 from agent_tui.cli import main
 from agent_tui.config import load_config
 from agent_tui.errors import ConfigError, SecretError, StoreError
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
 from agent_tui.store.encryption import connect, is_encrypted, store_key
 from agent_tui.store.migrate import migrate
 from agent_tui.store.sqlite import SqliteStore
-from connectors.base import InboundMessage
 
 pytest.importorskip("sqlcipher3.dbapi2", reason="needs the `encryption` extra (sqlcipher3-binary)")
 

@@ -20,14 +20,13 @@ pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e 
 
 from agent_tui.cli import main
 from agent_tui.errors import StoreError, UsageError
-from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
+from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction, InboundMessage
 from agent_tui.store import open_store
 from agent_tui.store.migrate import DATA_TABLES, TABLES, migrate
 from agent_tui.store.pg_schema import PG_MIGRATIONS
 from agent_tui.store.postgres import PostgresStore
 from agent_tui.store.schema import MIGRATIONS
 from agent_tui.store.sqlite import SqliteStore
-from connectors.base import InboundMessage
 from tests.conftest import store_sql
 
 pytestmark = pytest.mark.postgres

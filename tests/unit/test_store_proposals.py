@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from agent_tui.errors import NotFound, UsageError
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import Store, open_store
 from agent_tui.store.schema import MIGRATIONS
-from connectors.base import InboundMessage
 from tests.conftest import contact_of, store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

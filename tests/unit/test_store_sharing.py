@@ -7,9 +7,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent_tui.model import Channel, Direction
+from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import open_store
-from connectors.base import InboundMessage
 
 REPO = Path(__file__).resolve().parents[2]
 
