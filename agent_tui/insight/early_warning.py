@@ -16,18 +16,12 @@ complaints the same way.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shlex
-import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from agent_tui.errors import AgentTuiError
 
 HOUR = timedelta(hours=1)
 WEEK = timedelta(weeks=1)
@@ -115,28 +109,6 @@ def binomial_tail(successes: int, trials: int, probability: float) -> float:
                          + i * log_p + (trials - i) * log_q)
                 for i in range(successes, trials + 1))
     return min(total, 1.0)
-
-
-def run_alert_command(command: str, alerts: Sequence[Alert], timeout: float = 30.0) -> None:
-    """Run the configured command once for a set of alerts (to send a notification, say).
-
-    It gets the alerts as JSON on stdin and their messages, one per line, in $AGENT_TUI_ALERT.
-    """
-    if not alerts:
-        return
-    payload = json.dumps({"format": 1, "alerts": [a.as_json() for a in alerts]})
-    env = {**os.environ, "AGENT_TUI_ALERT": "\n".join(a.message for a in alerts)}
-    try:
-        done = subprocess.run(shlex.split(command), input=payload, text=True, env=env,
-                              capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise AgentTuiError(f"alert command not found: {command!r}") from None
-    except subprocess.TimeoutExpired:
-        raise AgentTuiError(f"alert command {command!r} did not finish in {timeout:g} s") from None
-    if done.returncode != 0:
-        detail = (done.stderr.strip().splitlines() or [""])[-1][:200]
-        raise AgentTuiError(f"alert command {command!r} failed with exit code "
-                            f"{done.returncode}" + (f": {detail}" if detail else ""))
 
 
 def _message(channel: str, observed: int, usual: float, share: float) -> str:

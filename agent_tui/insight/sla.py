@@ -91,17 +91,6 @@ def first_unanswered_inbound(messages: Iterable[Message]) -> datetime | None:
     return waiting
 
 
-def order_by_waiting(conversations: Iterable[Conversation], now: datetime, sla: SlaConfig,
-                     hours: BusinessHours | None = None,
-                     holidays: Collection[date] = ()) -> list[Conversation]:
-    """Conversations most overdue first; among equals, the one waiting longest."""
-    def key(conversation: Conversation) -> tuple[float, float]:
-        since = conversation.last_inbound_at
-        return (-waited_fraction(conversation, now, sla, hours, holidays),
-                since.timestamp() if since else float("inf"))
-    return sorted(conversations, key=key)
-
-
 def _open_intervals(start: datetime, hours: BusinessHours,
                     holidays: Collection[date]) -> Iterable[tuple[datetime, datetime]]:
     """Opening intervals from `start` on, in order, in UTC."""

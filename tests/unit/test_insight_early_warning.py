@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import random
-import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from agent_tui.errors import AgentTuiError
 from agent_tui.insight.early_warning import (
-    Alert,
     HourKey,
     binomial_tail,
     detect,
     hourly_counts,
-    run_alert_command,
 )
 
 START = datetime(2026, 2, 2, tzinfo=UTC)      # a Monday
@@ -118,27 +112,3 @@ def test_binomial_tail() -> None:
     assert binomial_tail(6, 6, 0.2) == pytest.approx(0.2 ** 6)
     assert binomial_tail(7, 6, 0.2) == 0.0
     assert binomial_tail(2000, 4000, 0.2) < 1e-100
-
-
-def sample_alert() -> Alert:
-    return Alert("whatsapp", START, 23, 4.0, 1e-9, "whatsapp: 23 messages in the last hour, "
-                 "usually 4")
-
-
-def test_alert_command_gets_json_and_message(tmp_path: Path) -> None:
-    out = tmp_path / "alert.json"
-    script = ("import json, os, sys; data = json.load(sys.stdin); "
-              "data['env'] = os.environ['AGENT_TUI_ALERT']; "
-              f"open({str(out)!r}, 'w').write(json.dumps(data))")
-    run_alert_command(f"{sys.executable} -c {json.dumps(script)}", [sample_alert()])
-    written = json.loads(out.read_text())
-    assert written["alerts"][0]["observed"] == 23
-    assert written["env"] == "whatsapp: 23 messages in the last hour, usually 4"
-
-
-def test_alert_command_failure_is_one_line() -> None:
-    with pytest.raises(AgentTuiError, match="exit code 3: broken"):
-        script = "import sys; sys.stderr.write('broken\\n'); sys.exit(3)"
-        run_alert_command(f"{sys.executable} -c {json.dumps(script)}", [sample_alert()])
-    with pytest.raises(AgentTuiError, match="not found"):
-        run_alert_command("/nonexistent/notify-send-x", [sample_alert()])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +13,6 @@ from agent_tui.insight.sla import (
     due_at,
     first_unanswered_inbound,
     open_seconds_between,
-    order_by_waiting,
     waited_fraction,
 )
 from agent_tui.model import (
@@ -122,14 +121,3 @@ def test_first_unanswered_inbound() -> None:
                                      message(inbound, berlin(4, 12))]) == berlin(4, 11)
     assert first_unanswered_inbound([message(inbound, berlin(4, 9)),
                                      message(outbound, berlin(4, 10))]) is None
-
-
-def test_chat_waiting_minutes_comes_before_mail_waiting_an_hour() -> None:
-    now = berlin(4, 12)
-    mail = conversation(Channel.EMAIL, now - timedelta(hours=1), id=1)
-    chat = conversation(Channel.WHATSAPP, now - timedelta(minutes=20), id=2)
-    idle = conversation(Channel.SMS, None, id=3)
-    closed = conversation(Channel.TELEGRAM, now - timedelta(days=1),
-                          ConversationStatus.CLOSED, id=4)
-    ordered = order_by_waiting([idle, mail, closed, chat], now, SLA, HOURS)
-    assert [c.id for c in ordered] == [2, 1, 4, 3]

@@ -70,11 +70,3 @@ class ConversationList(DataTable[object]):
                 self.move_cursor(row=index)
                 return True
         return False
-
-    def most_overdue_row(self) -> int | None:
-        """The loaded row whose customer waited longest against the target, if anyone waits."""
-        if not self.conversations:
-            return None
-        best = max(range(len(self.conversations)),
-                   key=lambda i: self.fractions.get(self.conversations[i].id, 0.0))
-        return best if self.fractions.get(self.conversations[best].id, 0.0) > 0 else None
