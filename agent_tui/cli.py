@@ -10,13 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from agent_tui.errors import EXIT_RUNTIME, EXIT_USAGE, AgentTuiError
-from agent_tui.model import OutboxState
+from agent_tui.model import Contact, Conversation, OutboxState
+
+if TYPE_CHECKING:
+    from agent_tui.store.base import MergeProposal
 
 JSON_FORMAT = 1
+
+Found = TypeVar("Found")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,10 +218,29 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _store(config: Any) -> Any:
-    from agent_tui.store import open_store
-    from agent_tui.store.encryption import store_key
+    from agent_tui.store import open_configured_store
 
-    return open_store(config.store.path, key=store_key(config.store))
+    return open_configured_store(config.store)
+
+
+def _read(args: argparse.Namespace, gather: Callable[[Any], Found],
+          as_json: Callable[[Found], dict[str, Any]], as_text: Callable[[Found], str]) -> int:
+    """A read command: gather from the configured store, then print it as `--json` asks (one
+    object with `"format": 1`) or as text."""
+    store = _store(_config(args))
+    try:
+        found = gather(store)
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"format": JSON_FORMAT, **as_json(found)})
+    else:
+        sys.stdout.write(as_text(found))
+    return 0
+
+
+def _lines(lines: Iterable[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -271,45 +295,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    store = _store(_config(args))
-    conversations = store.list_conversations(status=args.status, channel=args.channel,
-                                             assignee=args.assignee, tag=args.tag,
-                                             limit=args.limit)
-    if args.json:
-        _print_json({"format": JSON_FORMAT,
-                     "conversations": [views.conversation_json(c) for c in conversations]})
-    else:
-        for c in conversations:
-            print(views.conversation_line(c))
-    return 0
+    return _read(
+        args,
+        lambda store: store.list_conversations(status=args.status, channel=args.channel,
+                                               assignee=args.assignee, tag=args.tag,
+                                               limit=args.limit),
+        lambda found: {"conversations": [views.conversation_json(c) for c in found]},
+        lambda found: _lines(views.conversation_line(c) for c in found))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    store = _store(_config(args))
-    conversation = store.get_conversation(args.conversation_id)
-    messages = store.get_messages(args.conversation_id)
-    if args.json:
-        _print_json({"format": JSON_FORMAT, "conversation": views.conversation_json(conversation),
-                     "messages": [views.message_json(m) for m in messages],
-                     "notes": [views.note_json(n) for n in store.get_notes(args.conversation_id)]})
-    else:
-        sys.stdout.write(views.conversation_text(conversation, messages))
-    return 0
+    conversation_id = args.conversation_id
+    return _read(
+        args,
+        lambda store: (store.get_conversation(conversation_id),
+                       store.get_messages(conversation_id), store.get_notes(conversation_id)),
+        lambda found: {"conversation": views.conversation_json(found[0]),
+                       "messages": [views.message_json(m) for m in found[1]],
+                       "notes": [views.note_json(n) for n in found[2]]},
+        lambda found: views.conversation_text(found[0], found[1]))
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    store = _store(_config(args))
-    hits = store.search(args.query, limit=args.limit)
-    if args.json:
-        _print_json({"format": JSON_FORMAT, "hits": [views.hit_json(h) for h in hits]})
-    else:
-        for h in hits:
-            print(views.hit_line(h))
-    return 0
+    return _read(
+        args,
+        lambda store: store.search(args.query, limit=args.limit),
+        lambda found: {"hits": [views.hit_json(h) for h in found]},
+        lambda found: _lines(views.hit_line(h) for h in found))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -342,13 +358,11 @@ def _cmd_reply(args: argparse.Namespace) -> int:
 def _cmd_outbox_list(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    rows = _store(_config(args)).outbox_rows(state=args.state)
-    if args.json:
-        _print_json({"format": JSON_FORMAT, "outbox": [views.outbox_json(r) for r in rows]})
-    else:
-        for row in rows:
-            print(views.outbox_line(row))
-    return 0
+    return _read(
+        args,
+        lambda store: store.outbox_rows(state=args.state),
+        lambda found: {"outbox": [views.outbox_json(r) for r in found]},
+        lambda found: _lines(views.outbox_line(r) for r in found))
 
 
 def _cmd_outbox_decide(args: argparse.Namespace) -> int:
@@ -412,19 +426,19 @@ def _cmd_secret(args: argparse.Namespace) -> int:
 def _cmd_contact_show(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    store = _store(_config(args))
-    contact = store.get_contact(args.contact_id)
-    conversations = store.contact_conversations(args.contact_id)
-    if args.json:
-        _print_json({"format": JSON_FORMAT, "contact": views.contact_json(contact),
-                     "conversations": [views.conversation_json(c) for c in conversations]})
-    else:
-        print(f"Contact {contact.id}: {contact.display_name}")
-        for identity in contact.identities:
-            print(f"  {identity.kind:<9} {identity.address}")
-        for c in conversations:
-            print(views.conversation_line(c))
-    return 0
+    def text(found: tuple[Contact, list[Conversation]]) -> str:
+        contact, conversations = found
+        return _lines([f"Contact {contact.id}: {contact.display_name}",
+                       *(f"  {i.kind:<9} {i.address}" for i in contact.identities),
+                       *(views.conversation_line(c) for c in conversations)])
+
+    return _read(
+        args,
+        lambda store: (store.get_contact(args.contact_id),
+                       store.contact_conversations(args.contact_id)),
+        lambda found: {"contact": views.contact_json(found[0]),
+                       "conversations": [views.conversation_json(c) for c in found[1]]},
+        text)
 
 
 def _cmd_contact_merge(args: argparse.Namespace) -> int:
@@ -441,24 +455,23 @@ def _cmd_contact_merge(args: argparse.Namespace) -> int:
 def _cmd_contact_proposals(args: argparse.Namespace) -> int:
     from agent_tui import views
 
-    store = _store(_config(args))
-    shown = []
-    for proposal in store.merge_proposals():
-        contacts = [store.get_contact(proposal.contact_a)]
-        if proposal.contact_b is not None:
-            contacts.append(store.get_contact(proposal.contact_b))
-        # The message column is cleared when its message is deleted, so it always resolves.
-        conversation_id = (store.get_message(proposal.message_id).conversation_id
-                           if proposal.message_id is not None else None)
-        shown.append((proposal, contacts, conversation_id))
-    if args.json:
-        _print_json({"format": JSON_FORMAT,
-                     "proposals": [views.proposal_json(*item) for item in shown]})
-    elif not shown:
-        print("no proposed merges")
-    else:
-        print("\n\n".join(views.proposal_text(*item) for item in shown))
-    return 0
+    def gather(store: Any) -> list[tuple[MergeProposal, list[Contact], int | None]]:
+        shown = []
+        for proposal in store.merge_proposals():
+            contacts = [store.get_contact(proposal.contact_a)]
+            if proposal.contact_b is not None:
+                contacts.append(store.get_contact(proposal.contact_b))
+            # The message column is cleared when its message is deleted, so it always resolves.
+            conversation_id = (store.get_message(proposal.message_id).conversation_id
+                               if proposal.message_id is not None else None)
+            shown.append((proposal, contacts, conversation_id))
+        return shown
+
+    return _read(
+        args, gather,
+        lambda found: {"proposals": [views.proposal_json(*item) for item in found]},
+        lambda found: _lines(["\n\n".join(views.proposal_text(*item) for item in found)
+                              or "no proposed merges"]))
 
 
 def _cmd_contact_reject(args: argparse.Namespace) -> int:

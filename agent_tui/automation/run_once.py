@@ -37,8 +37,7 @@ from agent_tui.knowledge.loader import load_knowledge
 from agent_tui.knowledge.render import render
 from agent_tui.knowledge.suggest import Suggester
 from agent_tui.model import Message
-from agent_tui.store import StoreBackend, open_store
-from agent_tui.store.encryption import store_key
+from agent_tui.store import StoreBackend, open_configured_store
 
 # Messages older than this when automation first sees them get no automatic answer: turning
 # auto_reply on must not answer last month's mail.
@@ -306,7 +305,7 @@ def cmd_run_once(config: Config, *, dry_run: bool, as_json: bool,
             else:
                 out.write(message + "\n")
             return 0
-        store = open_store(config.store.path, key=store_key(config.store))
+        store = open_configured_store(config.store)
         try:
             report = asyncio.run(run_once(config, store, dry_run=dry_run))
         finally:

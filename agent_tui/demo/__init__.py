@@ -77,17 +77,18 @@ def run_headless(config_path: Path, show: Callable[[str], None], *,
         done += 1
 
 
-def _run_tui(config_path: Path) -> int:
+def run_demo_tui(config_path: Path) -> int:
+    """The TUI on the demo's config and its store, opened as every command opens it."""
     from agent_tui.config import load_config
     from agent_tui.engine.runtime import build_engine
-    from agent_tui.store import open_store
+    from agent_tui.store import open_configured_store
 
     try:
         from agent_tui.ui import run_tui
     except ImportError as exc:
         raise DemoError(f"the TUI cannot start ({exc}); try `agent-tui demo --headless`") from None
     config = load_config(config_path)
-    store = open_store(config.store.path)
+    store = open_configured_store(config.store)
     try:
         result: int = run_tui(config, store, build_engine(config, store))
         return result
@@ -125,7 +126,7 @@ def run_demo(headless: bool, directory: str | None, *, rounds: int | None = None
         if headless:
             run_headless(config_path, show, interval=interval, rounds=rounds)
         else:
-            status = _run_tui(config_path)
+            status = run_demo_tui(config_path)
     except KeyboardInterrupt:
         pass
     finally:

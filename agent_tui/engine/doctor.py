@@ -91,10 +91,10 @@ async def run_doctor(config_path: str | None) -> DoctorReport:
         report.add("config", True, warning, warning=True)
 
     try:
-        from agent_tui.store import open_store
-        from agent_tui.store.encryption import encryption_detail, store_key
+        from agent_tui.store import open_configured_store
+        from agent_tui.store.encryption import encryption_detail
 
-        open_store(config.store.path, key=store_key(config.store)).close()
+        open_configured_store(config.store).close()
         if config.store.is_postgres:
             from agent_tui.store.postgres import describe_url
 

@@ -12,8 +12,7 @@ from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import Config
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.insight.stats import ALL, Durations, Stats, compute_stats, duration
-from agent_tui.store import open_store
-from agent_tui.store.encryption import store_key
+from agent_tui.store import open_configured_store
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -40,7 +39,7 @@ def cmd_stats(config: Config, since: str, as_json: bool, stdout: TextIO,
     hours = BusinessHours.from_config(config.automation)
     if not config.store.is_postgres and not Path(config.store.path).is_file():
         raise StoreError(f"{config.store.path}: no store yet (run `agent-tui sync` first)")
-    store = open_store(config.store.path, key=store_key(config.store))
+    store = open_configured_store(config.store)
     try:
         stats = compute_stats(store, start, now, config.sla, hours)
     finally:

@@ -1,6 +1,7 @@
 """The store: contacts, conversations, messages, notes, cursors, outbox, leases.
 
-`open_store(path)` returns the store for a config's `[store] path`: a SQLite file (the embedded
+`open_configured_store(config.store)` opens the store a config names, its encryption key
+resolved; `open_store(path)` returns the store for a `[store] path`: a SQLite file (the embedded
 default), or for a postgresql:// URL the PostgreSQL store for teams on several hosts
 (agent_tui.store.postgres; needs the `postgres` extra, psycopg 3). `agent-tui store migrate`
 copies a SQLite store into an empty PostgreSQL database (agent_tui.store.migrate).
@@ -70,12 +71,13 @@ from agent_tui.store.sqlite import SqliteStore
 Store = SqliteStore
 
 __all__ = ["ContactHint", "IllegalTransition", "IngestResult", "MergeProposal", "OutboxRow",
-           "SearchHit", "Store", "StoreBackend", "open_store"]
+           "SearchHit", "Store", "StoreBackend", "open_configured_store", "open_store"]
 
 if TYPE_CHECKING:
     def _sqlite_is_a_backend(store: SqliteStore) -> StoreBackend:
         return store   # mypy proves here that SqliteStore implements the whole protocol
 
+    from agent_tui.config import StoreConfig
     from agent_tui.store.postgres import PostgresStore
 
     def _postgres_is_a_backend(store: PostgresStore) -> StoreBackend:
@@ -95,3 +97,13 @@ def open_store(path: str | Path, *, key: str | None = None) -> StoreBackend:
                              "pip install 'agent-tui[postgres]'") from None
         return PostgresStore(str(path))
     return SqliteStore(path, key=key)
+
+
+def open_configured_store(store: StoreConfig) -> StoreBackend:
+    """The store a config's `[store]` table names, with its encryption key resolved: what every
+    command, the TUI, `run --once`, `doctor`, `stats` and the demo open.
+
+    Raises SecretError (the key cannot be had) and StoreError (it does not open the file)."""
+    from agent_tui.store.encryption import store_key
+
+    return open_store(store.path, key=store_key(store))

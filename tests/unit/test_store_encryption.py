@@ -250,6 +250,27 @@ def test_cli_wrong_key_exits_1_with_one_line(tmp_path: Path, monkeypatch: pytest
     assert not checks["store"]["ok"] and "wrong [store] encryption_key" in checks["store"]["detail"]
 
 
+def test_the_demo_tui_opens_an_encrypted_store_with_its_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo opened the configured store without its key (a demo directory whose config was
+    given an encryption_key could not start its TUI)."""
+    import agent_tui.ui
+    from agent_tui.demo import run_demo_tui
+
+    config = _config(tmp_path)
+    monkeypatch.setenv(ENV, KEY)
+    _seed(tmp_path / "agent.db").close()
+    seen: list[int] = []
+
+    def run_tui(config: object, store: SqliteStore, engine: object) -> int:
+        seen.append(store.count_conversations())
+        return 0
+
+    monkeypatch.setattr(agent_tui.ui, "run_tui", run_tui)
+    assert run_demo_tui(config) == 0
+    assert seen == [1]                         # read through the decrypted store
+
+
 def test_doctor_says_a_plain_store_is_not_encrypted(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     config = _config(tmp_path, "")
