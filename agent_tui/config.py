@@ -101,6 +101,20 @@ class AgentConfig:
         return self.name or getpass.getuser()
 
 
+def postgres_url_password(url: str) -> str:
+    """The password written into a postgresql:// URL (`user:PASSWORD@host` or `?password=`),
+    as written (percent-encoded, if it is); "" when the URL holds none."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        return userinfo.partition(":")[2]
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "password" and value:
+            return value
+    return ""
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     path: str                      # absolute SQLite file path, or a postgresql:// URL
@@ -110,6 +124,11 @@ class StoreConfig:
     @property
     def is_postgres(self) -> bool:
         return self.path.startswith(POSTGRES_PREFIXES)
+
+    def __repr__(self) -> str:
+        password = postgres_url_password(self.path) if self.is_postgres else ""
+        shown = self.path.replace(password, "<plaintext secret>") if password else self.path
+        return f"StoreConfig(path={shown!r}, encryption_key={self.encryption_key!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,6 +670,14 @@ class _Loader:
             if key is not None:
                 raise self.error((*t.where, "encryption_key"), "encrypts only a SQLite store; "
                                  "for PostgreSQL use the server's disk encryption")
+            if postgres_url_password(value):
+                # libpq reads the password from ~/.pgpass or PGPASSWORD when the URL has none.
+                self.plaintext_secret(
+                    (*t.where, "path"), allow_plaintext,
+                    refused="a password in the URL is a plaintext secret and is refused; leave "
+                            "it out and keep it in ~/.pgpass or PGPASSWORD (libpq reads both), "
+                            "or set allow_plaintext_secrets = true",
+                    advice="the URL holds a password: prefer ~/.pgpass or PGPASSWORD")
             return StoreConfig(value)
         return StoreConfig(str(self.resolve_path(value)), key)
 
@@ -833,15 +860,22 @@ class _Loader:
         if ref.is_reference and not ref.target:
             raise self.error(where, f"the {ref.scheme}: reference names nothing")
         if not ref.is_reference:
-            if not allow_plaintext:
-                raise self.error(where, "plaintext secrets are refused; store it with "
-                                 f"`agent-tui secret set {account}` and write "
-                                 f"\"keyring:agent-tui/{account}\" (or \"env:VAR\", \"cmd:...\"),"
-                                 " or set allow_plaintext_secrets = true")
-            self.plaintext_secret_at = self.plaintext_secret_at or where
-            self.warn(where, "plaintext secret in the config file; prefer "
-                      f"\"keyring:agent-tui/{account}\", \"env:VAR\" or \"cmd:...\"")
+            self.plaintext_secret(
+                where, allow_plaintext,
+                refused=f"plaintext secrets are refused; store it with `agent-tui secret set "
+                        f"{account}` and write \"keyring:agent-tui/{account}\" (or \"env:VAR\", "
+                        f"\"cmd:...\"), or set allow_plaintext_secrets = true",
+                advice=f"prefer \"keyring:agent-tui/{account}\", \"env:VAR\" or \"cmd:...\"")
         return ref
+
+    def plaintext_secret(self, where: KeyPath, allowed: bool, *, refused: str,
+                         advice: str) -> None:
+        """A secret written into the file: refused unless allowed, then a warning, and the file
+        must not be readable by group or others (check_permissions)."""
+        if not allowed:
+            raise self.error(where, refused)
+        self.plaintext_secret_at = self.plaintext_secret_at or where
+        self.warn(where, f"plaintext secret in the config file; {advice}")
 
     def check_permissions(self) -> None:
         """A file holding a plaintext secret must not be readable by group or others."""

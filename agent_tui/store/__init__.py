@@ -106,4 +106,14 @@ def open_configured_store(store: StoreConfig) -> StoreBackend:
     Raises SecretError (the key cannot be had) and StoreError (it does not open the file)."""
     from agent_tui.store.encryption import store_key
 
+    if store.is_postgres:
+        from urllib.parse import unquote
+
+        from agent_tui.config import postgres_url_password
+        from agent_tui.secrets import register_secret
+
+        password = postgres_url_password(store.path)
+        if password:        # allowed by allow_plaintext_secrets: still never in logs or errors
+            register_secret(password)
+            register_secret(unquote(password))
     return open_store(store.path, key=store_key(store))

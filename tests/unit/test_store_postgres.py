@@ -313,7 +313,8 @@ async def test_doctor_opens_the_postgres_store_and_never_shows_the_password(
 
     url = postgres_url.replace("agent_tui@", "agent_tui:not-a-secret@")   # trust auth ignores it
     config = tmp_path / "agent-tui.toml"
-    config.write_text(f'[store]\npath = "{url}"\n')
+    # a password in the URL is a plaintext secret, allowed only so (test_store_url_password.py)
+    config.write_text(f'allow_plaintext_secrets = true\n[store]\npath = "{url}"\n')
     config.chmod(0o600)
     report = await run_doctor(str(config))
     [store] = [c for c in report.checks if c.name == "store"]
