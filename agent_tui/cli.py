@@ -293,49 +293,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     return _read(
         args,
         lambda store: store.list_conversations(status=args.status, channel=args.channel,
                                                assignee=args.assignee, tag=args.tag,
                                                limit=args.limit),
-        lambda found: {"conversations": [views.conversation_json(c) for c in found]},
-        lambda found: _lines(views.conversation_line(c) for c in found))
+        lambda found: {"conversations": [output.conversation_json(c) for c in found]},
+        lambda found: _lines(output.conversation_line(c) for c in found))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     conversation_id = args.conversation_id
     return _read(
         args,
         lambda store: (store.get_conversation(conversation_id),
                        store.get_messages(conversation_id), store.get_notes(conversation_id)),
-        lambda found: {"conversation": views.conversation_json(found[0]),
-                       "messages": [views.message_json(m) for m in found[1]],
-                       "notes": [views.note_json(n) for n in found[2]]},
-        lambda found: views.conversation_text(found[0], found[1]))
+        lambda found: {"conversation": output.conversation_json(found[0]),
+                       "messages": [output.message_json(m) for m in found[1]],
+                       "notes": [output.note_json(n) for n in found[2]]},
+        lambda found: output.conversation_text(found[0], found[1]))
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     return _read(
         args,
         lambda store: store.search(args.query, limit=args.limit),
-        lambda found: {"hits": [views.hit_json(h) for h in found]},
-        lambda found: _lines(views.hit_line(h) for h in found))
+        lambda found: {"hits": [output.hit_json(h) for h in found]},
+        lambda found: _lines(output.hit_line(h) for h in found))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     store = _store(_config(args))
     for message, conversation, contact in store.iter_export(contact_id=args.contact):
-        _print_json({"format": JSON_FORMAT, "message": views.message_json(message),
-                     "conversation": views.conversation_json(conversation),
-                     "contact": views.contact_json(contact)})
+        _print_json({"format": JSON_FORMAT, "message": output.message_json(message),
+                     "conversation": output.conversation_json(conversation),
+                     "contact": output.contact_json(contact)})
     return 0
 
 
@@ -356,13 +356,13 @@ def _cmd_reply(args: argparse.Namespace) -> int:
 
 
 def _cmd_outbox_list(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     return _read(
         args,
         lambda store: store.outbox_rows(state=args.state),
-        lambda found: {"outbox": [views.outbox_json(r) for r in found]},
-        lambda found: _lines(views.outbox_line(r) for r in found))
+        lambda found: {"outbox": [output.outbox_json(r) for r in found]},
+        lambda found: _lines(output.outbox_line(r) for r in found))
 
 
 def _cmd_outbox_decide(args: argparse.Namespace) -> int:
@@ -424,20 +424,20 @@ def _cmd_secret(args: argparse.Namespace) -> int:
 
 
 def _cmd_contact_show(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     def text(found: tuple[Contact, list[Conversation]]) -> str:
         contact, conversations = found
         return _lines([f"Contact {contact.id}: {contact.display_name}",
                        *(f"  {i.kind:<9} {i.address}" for i in contact.identities),
-                       *(views.conversation_line(c) for c in conversations)])
+                       *(output.conversation_line(c) for c in conversations)])
 
     return _read(
         args,
         lambda store: (store.get_contact(args.contact_id),
                        store.contact_conversations(args.contact_id)),
-        lambda found: {"contact": views.contact_json(found[0]),
-                       "conversations": [views.conversation_json(c) for c in found[1]]},
+        lambda found: {"contact": output.contact_json(found[0]),
+                       "conversations": [output.conversation_json(c) for c in found[1]]},
         text)
 
 
@@ -453,7 +453,7 @@ def _cmd_contact_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_contact_proposals(args: argparse.Namespace) -> int:
-    from agent_tui import views
+    from agent_tui import output
 
     def gather(store: Any) -> list[tuple[MergeProposal, list[Contact], int | None]]:
         shown = []
@@ -469,8 +469,8 @@ def _cmd_contact_proposals(args: argparse.Namespace) -> int:
 
     return _read(
         args, gather,
-        lambda found: {"proposals": [views.proposal_json(*item) for item in found]},
-        lambda found: _lines(["\n\n".join(views.proposal_text(*item) for item in found)
+        lambda found: {"proposals": [output.proposal_json(*item) for item in found]},
+        lambda found: _lines(["\n\n".join(output.proposal_text(*item) for item in found)
                               or "no proposed merges"]))
 
 

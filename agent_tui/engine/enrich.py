@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from agent_tui import views
+from agent_tui import output
 from agent_tui.config import EnrichmentConfig
 from agent_tui.insight.urgency import assess
 from agent_tui.knowledge.enrichment import DEFAULT_ORDER_REGEX, run_enrichers
@@ -37,7 +37,7 @@ async def enrich_messages(store: StoreBackend, config: EnrichmentConfig,
             store.set_priority(message.conversation_id, Priority.HIGH)
         if tone.negative:
             store.add_tag(message.conversation_id, "negative")
-        fields = await run_enrichers(views.message_json(message),
+        fields = await run_enrichers(output.message_json(message),
                                      order_regex=config.order_regex or DEFAULT_ORDER_REGEX,
                                      command=config.command, url=config.url,
                                      timeout=config.timeout)

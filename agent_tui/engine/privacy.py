@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent_tui import views
+from agent_tui import output
 from agent_tui.config import Config
 from agent_tui.engine.attachments import write_new
 from agent_tui.errors import AgentTuiError, UsageError
@@ -53,14 +53,14 @@ def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str,
                         attachment_count += 1
                 saved.append(entry)
         conversations.append({
-            "conversation": views.conversation_json(conversation),
-            "messages": [views.message_json(m) for m in messages],
-            "notes": [views.note_json(n) for n in store.get_notes(conversation.id)],
+            "conversation": output.conversation_json(conversation),
+            "messages": [output.message_json(m) for m in messages],
+            "notes": [output.note_json(n) for n in store.get_notes(conversation.id)],
             "automatic_decisions": store.automation_decisions(conversation.id),
             "attachments": saved,
         })
     document = {"format": 1, "exported_at": datetime.now(UTC).isoformat(),
-                "contact": views.contact_json(contact), "conversations": conversations}
+                "contact": output.contact_json(contact), "conversations": conversations}
     (out / "contact.json").write_text(json.dumps(document, ensure_ascii=False, indent=2,
                                                  default=str))
     message_count = sum(len(c["messages"]) for c in conversations)

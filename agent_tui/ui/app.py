@@ -18,8 +18,8 @@ from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import DEFAULT_THEME, Config
 from agent_tui.errors import AgentTuiError
 from agent_tui.store.base import StoreBackend
+from agent_tui.ui.inbox_views import InboxView, all_views
 from agent_tui.ui.screens.inbox import InboxScreen
-from agent_tui.ui.views import InboxView, all_views
 
 if TYPE_CHECKING:
     from agent_tui.engine.runtime import Engine

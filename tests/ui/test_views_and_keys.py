@@ -18,10 +18,10 @@ from agent_tui.config import DEFAULT_THEME, UI_BINDING_IDS, Config
 from agent_tui.model import Channel, ConversationStatus
 from agent_tui.store import Store, open_store
 from agent_tui.ui.app import SIXTEEN_COLOUR_THEME, AgentApp
+from agent_tui.ui.inbox_views import BUILT_IN
 from agent_tui.ui.screens.conversation import ConversationScreen
 from agent_tui.ui.screens.help import HelpScreen
 from agent_tui.ui.screens.inbox import InboxScreen
-from agent_tui.ui.views import BUILT_IN
 from tests.ui.conftest import NOW, app_with, chat, settle
 
 MakeApp = Callable[[], AgentApp]

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 from agent_tui.insight.sla import waited_fraction
 from agent_tui.model import Conversation
 from agent_tui.ui import actions
-from agent_tui.ui.views import InboxView
+from agent_tui.ui.inbox_views import InboxView
 from agent_tui.ui.widgets.conversation_list import ConversationList
 from agent_tui.ui.widgets.status_bar import StatusBar
 

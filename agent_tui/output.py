@@ -1,4 +1,4 @@
-"""Plain-text and JSON views of model objects, for the CLI's read commands.
+"""What the CLI prints of model objects: their JSON objects and their plain-text lines.
 
 JSON objects are stable for scripts (the CLI wraps them in `{"format": 1, ...}`); text views pass
 customer text through the sanitiser again, so nothing from outside reaches the terminal as control.
