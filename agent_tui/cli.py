@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the inbox in a browser (textual-serve), behind a password")
     p.add_argument("--host", help="listen address (default: [serve] host, else 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default: [serve] port, else 8000)")
+    p.add_argument("--behind-tls-proxy", action="store_true",
+                   help="it runs behind a TLS reverse proxy: listen off loopback, trust its "
+                        "X-Forwarded-For/-Proto (also [serve] behind_tls_proxy)")
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("doctor", help="check config, secrets, store and every account")
@@ -567,7 +570,8 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from agent_tui.serve import serve
 
-    return serve(_config(args), host=args.host, port=args.port)
+    return serve(_config(args), host=args.host, port=args.port,
+                 behind_tls_proxy=args.behind_tls_proxy)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -43,10 +43,16 @@ def seed_store(path: Path) -> None:
         store.close()
 
 
-def write_config(directory: Path, *, password: str | None = f"env:{PASSWORD_ENV}") -> Path:
+FAILURE_DELAY = 0.05     # [serve] failure_delay: wrong passwords cost a test little time
+
+
+def write_config(directory: Path, *, password: str | None = f"env:{PASSWORD_ENV}",
+                 serve: tuple[str, ...] = ()) -> Path:
+    """The config, with `serve` lines added to its [serve] table."""
     directory.mkdir(parents=True, exist_ok=True)
     seed_store(directory / "agent.db")
-    lines = ['[agent]', 'name = "Mia"', '[store]', 'path = "agent.db"', '[serve]']
+    lines = ['[agent]', 'name = "Mia"', '[store]', 'path = "agent.db"', '[serve]',
+             f'failure_delay = {FAILURE_DELAY}', *serve]
     if password is not None:
         lines.append(f'password = "{password}"')
     config = directory / "agent-tui.toml"
@@ -60,7 +66,12 @@ class Served:
     process: subprocess.Popen[str]
     port: int
     config: Path
-    log: Path
+    log: Path               # stdout and stderr
+
+    @property
+    def log_file(self) -> Path:
+        """The agent-tui log the server writes (AGENT_TUI_LOG_DIR)."""
+        return self.config.parent / "logs" / "agent-tui.log"
 
     @property
     def url(self) -> str:
@@ -94,8 +105,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def served(directory: Path) -> Iterator[Served]:
-    config = write_config(directory)
+def served(directory: Path, *, serve: tuple[str, ...] = ()) -> Iterator[Served]:
+    config = write_config(directory, serve=serve)
     port = free_port()
     log = directory / "serve.out"
     with log.open("w") as out:
