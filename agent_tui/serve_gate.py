@@ -113,7 +113,9 @@ class GuessLimiter:
     @asynccontextmanager
     async def _turn(self, client: str) -> AsyncIterator[_Client]:
         self._forget_stale()
-        record = self._clients.setdefault(client, _Client())
+        record = self._clients.get(client)
+        if record is None:
+            record = self._clients[client] = _Client()
         record.waiting += 1
         try:
             async with record.turn:
