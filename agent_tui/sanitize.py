@@ -7,8 +7,13 @@ Rich/Textual markup is not touched here: views render text with `markup=False` /
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import sys
 import unicodedata
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 # ESC-introduced sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL|ST), DCS/SOS/PM/APC
 # (ESC P|X|^|_ ... ST), and two-character escapes; the 8-bit C1 forms (0x9b CSI, 0x9d OSC, 0x90 DCS)
@@ -123,6 +128,73 @@ def clean_text(text: str) -> str:
 def clean_line(text: str) -> str:
     """Like clean_text, for one-line fields (subject, name): whitespace runs become one space."""
     return " ".join(clean_text(text).split())
+
+
+def clean_json(value: Any) -> Any:
+    """`value` with every string in it, keys too, through clean_text: JSON escapes C0 controls
+    but not C1, bidi or invisible characters, and scripts print what they read."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k) if isinstance(k, str) else k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
+
+
+class TerminalSafeStream(io.TextIOBase):
+    """A text stream that passes everything written through clean_text before `target` sees it:
+    the one boundary between the plain CLI's output and a terminal. Our own control sequences (a
+    progress line) go to `target` directly."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(clean_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:               # type: ignore[override]
+        return getattr(self.target, "encoding", "utf-8")
+
+
+@contextlib.contextmanager
+def terminal_safe_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr through TerminalSafeStream for the duration."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = TerminalSafeStream(saved[0])
+    sys.stderr = TerminalSafeStream(saved[1])
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
+
+
+# type "/" subtype, each an RFC 2045 token (without the characters no registered type uses).
+_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+OCTET_STREAM = "application/octet-stream"
+
+
+def safe_mime_type(value: str, fallback: str = OCTET_STREAM) -> str:
+    """A media type as shown and stored: `type/subtype` in lower case, parameters dropped, or
+    `fallback` when the sender's value is no media type at all (RFC 2045 treats an unknown type
+    as application/octet-stream). Senders put anything there: a value with an escape sequence
+    or any other character outside a token is not cleaned into something plausible."""
+    candidate = value.split(";", 1)[0].strip().lower()
+    return candidate if _MIME_TYPE.fullmatch(candidate) else fallback
 
 
 _UNSAFE_NAME_CHARS = re.compile(r'[/\\:*?"<>|]')

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import (
+    clean_json,
+    clean_line,
+    clean_text,
+    safe_filename,
+    safe_mime_type,
+    terminal_safe_output,
+)
 
 
 @pytest.mark.parametrize(("hostile", "expected"), [
@@ -138,3 +147,35 @@ def test_clean_text_removes_invisible_characters(text: str, expected: str) -> No
 def test_clean_text_leaves_ordinary_text_untouched() -> None:
     text = "Grüße aus Köln – Bestellung #12345 🎉\n\tZeile zwei"
     assert clean_text(text) is text
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("application/PDF", "application/pdf"),
+    ("text/plain; charset=utf-8", "text/plain"),
+    ("image/svg+xml", "image/svg+xml"),
+    ("application/x\x1b[31mevil", "application/octet-stream"),
+    ("image/png\x1b]8;;http://evil\x07", "application/octet-stream"),
+    ("text/\u202ehtml", "application/octet-stream"),
+    ("no-slash", "application/octet-stream"),
+    ("", "application/octet-stream"),
+    ("a/b/c", "application/octet-stream"),
+])
+def test_safe_mime_type(value: str, expected: str) -> None:
+    assert safe_mime_type(value) == expected
+
+
+def test_safe_mime_type_fallback_is_the_callers() -> None:
+    assert safe_mime_type("\x1b[0m", "audio/ogg") == "audio/ogg"
+
+
+def test_clean_json_cleans_every_string_and_key() -> None:
+    assert clean_json({"a\x1b[1m": ["x\x9b2J", {"k": "\u202ey"}], "n": 3, "none": None}) == \
+        {"a": ["x", {"k": "y"}], "n": 3, "none": None}
+
+
+def test_terminal_safe_output_filters_stdout_and_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    with terminal_safe_output():
+        print("subject \x1b]0;title\x07here")
+        print("err \x1b[2J", file=sys.stderr)
+    captured = capsys.readouterr()
+    assert captured.out == "subject here\n" and captured.err == "err \n"
