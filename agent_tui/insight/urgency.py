@@ -23,14 +23,12 @@ from typing import Literal
 
 import snowballstemmer
 
+from agent_tui.limits import ANALYSIS_CHARS, bounded
+
 Urgency = Literal["high", "normal"]
 
 HIGH_AT = 1.0          # urgency score from which a message counts as "high"
 NEGATIVE_AT = 1.0      # tone score from which a message counts as negative
-
-# Quoted history repeats what earlier messages said, and a mail can be long: look at the new part
-# and at most this much of it.
-MAX_CHARS = 20_000
 
 SUBJECT_WEIGHT = 1.5   # a cue in the subject line is what the sender chose to stress
 INTENSIFIED = 1.5
@@ -239,7 +237,7 @@ def assess(text: str, subject: str = "", lang: str | None = None) -> Assessment:
     words = 0
     shouted = 0
     exclaimed = False
-    for segment, weight in ((subject, SUBJECT_WEIGHT), (_new_part(text), 1.0)):
+    for segment, weight in ((bounded(subject), SUBJECT_WEIGHT), (_new_part(text), 1.0)):
         tokens = [_Token(t, t.lower()) for t in _TOKEN.findall(segment)]
         for token in tokens:
             if token.is_word:
@@ -266,10 +264,12 @@ def assess(text: str, subject: str = "", lang: str | None = None) -> Assessment:
 
 
 def _new_part(text: str) -> str:
-    """The text without quoted lines ("> ..."), cut to MAX_CHARS."""
+    """The text without quoted lines ("> ..."): quoted history repeats what earlier messages
+    said, and a mail can be long, so at most ANALYSIS_CHARS of the new part."""
     if ">" in text:
+        text = bounded(text, 4 * ANALYSIS_CHARS)
         text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
-    return text[:MAX_CHARS]
+    return bounded(text)
 
 
 def _match(tokens: list[_Token], langs: tuple[str, ...], weight: float,
