@@ -10,7 +10,7 @@ from typing import Any
 
 from agent_tui import output
 from agent_tui.config import Config
-from agent_tui.engine.attachments import write_new
+from agent_tui.engine.files import write_new
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.model import Channel
 from agent_tui.store import StoreBackend
