@@ -15,13 +15,11 @@ processes syncing at once never assign a conversation twice.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent_tui.config import AssignmentConfig
-from agent_tui.engine.sync import Assigner
+from agent_tui.engine.sync import Assigner, holder_id
 from agent_tui.errors import AgentTuiError
 from agent_tui.model import Conversation
 from agent_tui.store import StoreBackend
@@ -31,10 +29,6 @@ log = logging.getLogger(__name__)
 PRESENCE_PREFIX = "presence:"
 PRESENCE_SECONDS = 60.0          # an instance that stops renewing is absent after this
 PRESENCE_RENEW_SECONDS = 15.0
-
-
-def instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def presence_lease_name(agent: str, instance: str) -> str:
@@ -59,7 +53,7 @@ class Presence:
     seconds: float = PRESENCE_SECONDS
 
     def __post_init__(self) -> None:
-        self.instance = self.instance or instance_id()
+        self.instance = self.instance or holder_id()
 
     @property
     def lease(self) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from textual.screen import Screen
 
 from agent_tui.engine.replies import last_inbound, queue_reply
+from agent_tui.engine.sync import holder_id
 from agent_tui.model import Contact, Conversation, Message
 from agent_tui.store.sqlite import identity_kind
 from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
@@ -83,7 +84,7 @@ class ReplyController:
 
     @property
     def holder(self) -> str:
-        return f"{self.app.agent_name}@{os.uname().nodename}:{os.getpid()}"
+        return f"{self.app.agent_name}@{holder_id()}"
 
     def other_replier(self) -> str | None:
         """Who else is replying to this conversation right now (a colleague's TUI), if anyone."""
