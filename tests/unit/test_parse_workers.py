@@ -10,14 +10,14 @@ import time
 
 import pytest
 
+# A parent with two busy parse workers that prints their pids, then waits to be killed.
 PARENT = """
-import os, sys, time
+import time
 from connectors.email import parse_pool
 
 pool = parse_pool(2)
-
 futures = [pool.submit(time.sleep, 3600) for _ in range(2)]
-print(" ".join(str(p) for p in pool._processes), flush=True)   # noqa
+print(" ".join(str(pid) for pid in pool._processes), flush=True)
 time.sleep(3600)
 """
 
