@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent_tui.config import AssignmentConfig
-from agent_tui.engine.sync import Assigner, holder_id
+from agent_tui.engine.leases import holder_id
+from agent_tui.engine.sync import Assigner
 from agent_tui.errors import AgentTuiError
 from agent_tui.model import Conversation
 from agent_tui.store import StoreBackend

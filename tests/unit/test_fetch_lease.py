@@ -13,7 +13,8 @@ from typing import Any
 
 from agent_tui.engine.leases import dead_here, holder_id
 from agent_tui.engine.sync import FETCH_LEASE_SECONDS, fetch_lease_name, sync_account
-from connectors.base import Cursor, FetchBatch
+from agent_tui.model import Cursor
+from connectors.base import FetchBatch
 from tests.unit.test_assignment import ScriptedFetch, customers
 
 HOST = socket.gethostname()

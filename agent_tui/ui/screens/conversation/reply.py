@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
 
+from agent_tui.engine.leases import holder_id
 from agent_tui.engine.replies import last_inbound, queue_reply
-from agent_tui.engine.sync import holder_id
 from agent_tui.model import Contact, Conversation, Message
 from agent_tui.store.sqlite import identity_kind
 from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
