@@ -27,8 +27,9 @@ from agent_tui.limits import ANALYSIS_CHARS
 # Patterns the code only ever anchors at the start of a line or a string (`match`, `fullmatch`):
 # searched at every position they would be quadratic, but nothing searches them.
 ANCHORED = {
-    ("agent_tui.config", "_ARRAY_HEADER"), ("agent_tui.config", "_TABLE_HEADER"),
-    ("agent_tui.config", "_KEY_LINE"), ("agent_tui.config", "_TOML_POSITION"),
+    ("agent_tui.config.line_index", "_ARRAY_HEADER"),
+    ("agent_tui.config.line_index", "_TABLE_HEADER"),
+    ("agent_tui.config.line_index", "_KEY_LINE"), ("agent_tui.config.loader", "_TOML_POSITION"),
     ("connectors.email.mime", "_SIMPLE_ADDRESS"),
 }
 
