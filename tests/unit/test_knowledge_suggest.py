@@ -165,9 +165,11 @@ def _retitle_cached_entry(cache: Path, title: str) -> None:
 
 
 def test_cache_is_reused_and_a_corrupt_or_truncated_cache_is_rebuilt(tmp_path: Path) -> None:
-    Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    built = Suggester.for_file(GERMAN, cache_dir=tmp_path)
     (cache,) = tmp_path.glob("knowledge-*")
     complete = cache.stat().st_size
+    cached = Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    assert cached.entries == built.entries and cached._index.features == built._index.features
     _retitle_cached_entry(cache, "from the cache")
     assert Suggester.for_file(GERMAN, cache_dir=tmp_path).entries[0].title == "from the cache"
     for damage in (b"not a cache", cache.read_bytes()[:complete // 2]):
