@@ -388,7 +388,11 @@ def _split_dotted(dotted: str) -> list[str]:
     parts = []
     for raw in _KEY_PARTS.findall(dotted):
         if raw.startswith('"'):
-            parts.append(json.loads(raw))
+            # A TOML basic string, escapes and all (\U0001F600 is no JSON): tomllib reads it.
+            try:
+                parts.append(next(iter(tomllib.loads(f"{raw} = 0"))))
+            except tomllib.TOMLDecodeError:
+                parts.append(raw[1:-1])
         elif raw.startswith("'"):
             parts.append(raw[1:-1])
         else:
