@@ -10,6 +10,7 @@ text naming the file; nothing else escapes to become a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,25 @@ def test_random_lines(config_path: Path, content: bytes) -> None:
 @given(mutated(SEEDS, LINES, values=VALUES))
 def test_mutated_configs(config_path: Path, content: bytes) -> None:
     check_load(config_path, content)
+
+
+def _blocks(text: bytes) -> list[bytes]:
+    """The example's tables, each a config of its own (the top-level keys are one)."""
+    return [block for block in re.split(rb"(?m)^(?=\[)", text) if block.strip()]
+
+
+_VALUE_LINE = re.compile(rb"(?m)^([A-Za-z_\"][^=\n#]*=[ \t]*)[^\n]*")
+
+
+def test_every_example_key_takes_every_hostile_value(tmp_path: Path) -> None:
+    """Not random: each key of config.example.toml, in its table alone, with each of VALUES
+    (some 5,700 small configs), so a value that breaks one key cannot hide from the sampling."""
+    path = tmp_path / "agent-tui.toml"
+    loads = 0
+    for block in _blocks(SEEDS[0]):
+        for line in _VALUE_LINE.finditer(block):
+            for value in VALUES:
+                check_load(path, block[:line.start()] + line.group(1) + value
+                           + block[line.end():])
+                loads += 1
+    assert loads > 5000

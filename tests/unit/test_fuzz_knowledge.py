@@ -12,6 +12,7 @@ within a second of CPU time:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,24 @@ def test_random_lines(knowledge_path: Path, content: bytes) -> None:
 @given(mutated(SEEDS, LINES, values=VALUES))
 def test_mutated_examples(knowledge_path: Path, content: bytes) -> None:
     check_files(knowledge_path, content)
+
+
+_VALUE_LINE = re.compile(rb"(?m)^([a-z_]+[ \t]*=[ \t]*)[^\n]*")
+_ENTRY = re.compile(rb"(?ms)^\[\[entry\]\].*?(?=^\[\[entry\]\]|\Z)")
+
+
+def test_every_key_of_an_example_entry_takes_every_hostile_value(tmp_path: Path) -> None:
+    """Not random: each key of the first entry of each example file, that entry alone, with
+    each of VALUES, so a value that breaks one key cannot hide from the sampling."""
+    path = tmp_path / "knowledge.toml"
+    loads = 0
+    for seed in SEEDS:
+        entry = _ENTRY.search(seed)
+        assert entry is not None
+        block = entry.group()
+        for line in _VALUE_LINE.finditer(block):
+            for value in VALUES:
+                check_files(path, block[:line.start()] + line.group(1) + value
+                            + block[line.end():])
+                loads += 1
+    assert loads > 500
