@@ -1,23 +1,28 @@
 """Shared parts of the property tests (hypothesis) over the parsers of outside input.
 
-One settings profile (bounded, reproducible: a fixed seed and no example database, so CI runs the
-same examples every time), a strategy that mutates real seed files the way damaged or hostile
-input differs from them, and a clock for the one-second-per-input budget. The clock is ours, not
+One settings profile (bounded and reproducible: a fixed seed and no example database, so CI runs
+the same examples every time; FUZZ_EXAMPLES=N runs N per test on a random seed instead), a
+strategy that mutates real seed files the way damaged or hostile input differs from them, TOML
+line strategies, and a clock for the one-second-per-input budget. The clock is ours, not
 hypothesis' `deadline`: process time, so a busy CI machine does not fail the test, but the budget
 stays the honest one second.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+# FUZZ_EXAMPLES=5000 for a deeper run on a random seed (locally, when a parser changed).
+_DEEP_EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "")
+FUZZ = settings(max_examples=int(_DEEP_EXAMPLES or 200), derandomize=not _DEEP_EXAMPLES,
+                deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SECONDS_PER_INPUT = 1.0
@@ -165,3 +170,26 @@ def _replace_value(draw: st.DrawFn, data: bytearray, values: Sequence[bytes]) ->
 
 _MUTATIONS = (_flip, _truncate, _delete_span, _delete_line, _duplicate_line, _swap_lines,
               _repeat_span, _insert_snippet, _insert_snippet, _replace_line)
+
+
+# ---- TOML files ---------------------------------------------------------------------------------
+
+RANDOM_FILE = st.text(max_size=2000).map(str.encode) | st.binary(max_size=2000)
+
+
+def toml_lines(lines: Sequence[bytes], keys: Sequence[bytes],
+               values: Sequence[bytes]) -> st.SearchStrategy[bytes]:
+    """Files of up to 20 lines: the given ones, and `key = value` of the given keys and values."""
+    assignments = st.builds(lambda key, value: key + b" = " + value,
+                            st.sampled_from(keys), st.sampled_from(values))
+    return st.lists(st.sampled_from(lines) | assignments, max_size=20).map(b"\n".join)
+
+
+_VALUE_LINE = re.compile(rb"(?m)^([A-Za-z_\"][^=\n#]*=[ \t]*)[^\n]*")
+
+
+def each_value_at_each_key(text: bytes, values: Sequence[bytes]) -> Iterator[bytes]:
+    """`text` once for each `key = value` line and each of `values`, that value in its place."""
+    for line in _VALUE_LINE.finditer(text):
+        for value in values:
+            yield text[:line.start()] + line.group(1) + value + text[line.end():]

@@ -85,7 +85,7 @@ def _codec_for(label: str | None) -> str | None:
     try:
         codec = codecs.lookup(name).name
         "".encode(codec)            # rot13, base64, zlib, "undefined": codecs, but no charsets
-    except (LookupError, UnicodeError):
+    except (LookupError, ValueError):   # ValueError: a NUL in the label; UnicodeError is one too
         return None
     return codec
 
@@ -220,7 +220,7 @@ def decode_header_value(value: str, charset_hint: str | None = None) -> str:
 # ---- addresses, ids, dates ----------------------------------------------------------------------
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
-_MSG_ID_BAD = re.compile(r"[\s<>\x00-\x1f\x7f]")
+_MSG_ID_BAD = re.compile(r"[\s<>\x00-\x1f\x7f-\x9f]")   # C1 too: ids reach --json and replies
 
 
 def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[tuple[str, str]]:

@@ -15,12 +15,19 @@ from pathlib import Path
 
 import pytest
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from agent_tui.config import Config, load_config
 from agent_tui.errors import ConfigError
 from tests.conftest import REPO
-from tests.fuzzing import FUZZ, assert_one_line_naming, mutated, timed
+from tests.fuzzing import (
+    FUZZ,
+    RANDOM_FILE,
+    assert_one_line_naming,
+    each_value_at_each_key,
+    mutated,
+    timed,
+    toml_lines,
+)
 from tests.unit.test_config import EMAIL, ERROR_CASES, TELEGRAM
 from tests.unit.test_config_ui import ERROR_CASES as UI_ERROR_CASES
 from tests.unit.test_config_ui import VIEWS
@@ -80,19 +87,17 @@ def check_load(path: Path, content: bytes) -> None:
 
 
 @FUZZ
-@given(st.text(max_size=2000).map(str.encode) | st.binary(max_size=2000))
+@given(RANDOM_FILE)
 def test_random_text(config_path: Path, content: bytes) -> None:
     check_load(config_path, content)
 
 
-KEY_LINES = st.builds(lambda key, value: key + b" = " + value,
-                      st.sampled_from([b"name", b"path", b"type", b"timezone", b"order_regex",
-                                       b"command", b"url", b"password", b"min_score", b"x"]),
-                      st.sampled_from(VALUES))
+KEYS = [b"name", b"path", b"type", b"timezone", b"order_regex", b"command", b"url", b"password",
+        b"min_score", b"x"]
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(LINES) | KEY_LINES, max_size=20).map(b"\n".join))
+@given(toml_lines(LINES, KEYS, VALUES))
 # A TOML escape JSON lacks, in a quoted key: the line index raised JSONDecodeError.
 @example(b'"\\U0001F600" = 1')
 # A line break or a control sequence in a key went into the message as it was.
@@ -114,18 +119,13 @@ def _blocks(text: bytes) -> list[bytes]:
     return [block for block in re.split(rb"(?m)^(?=\[)", text) if block.strip()]
 
 
-_VALUE_LINE = re.compile(rb"(?m)^([A-Za-z_\"][^=\n#]*=[ \t]*)[^\n]*")
-
-
 def test_every_example_key_takes_every_hostile_value(tmp_path: Path) -> None:
     """Not random: each key of config.example.toml, in its table alone, with each of VALUES
     (some 5,700 small configs), so a value that breaks one key cannot hide from the sampling."""
     path = tmp_path / "agent-tui.toml"
     loads = 0
     for block in _blocks(SEEDS[0]):
-        for line in _VALUE_LINE.finditer(block):
-            for value in VALUES:
-                check_load(path, block[:line.start()] + line.group(1) + value
-                           + block[line.end():])
-                loads += 1
+        for content in each_value_at_each_key(block, VALUES):
+            check_load(path, content)
+            loads += 1
     assert loads > 5000

@@ -17,12 +17,19 @@ from pathlib import Path
 
 import pytest
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from agent_tui.errors import ConfigError
 from agent_tui.knowledge.loader import KnowledgeBase, check_knowledge, load_knowledge
 from tests.conftest import REPO
-from tests.fuzzing import FUZZ, assert_one_line_naming, mutated, timed
+from tests.fuzzing import (
+    FUZZ,
+    RANDOM_FILE,
+    assert_one_line_naming,
+    each_value_at_each_key,
+    mutated,
+    timed,
+    toml_lines,
+)
 
 SEEDS = [path.read_bytes() for path in sorted((REPO / "examples").glob("knowledge.*.toml"))]
 
@@ -65,19 +72,17 @@ def check_files(path: Path, content: bytes) -> None:
 
 
 @FUZZ
-@given(st.text(max_size=2000).map(str.encode) | st.binary(max_size=2000))
+@given(RANDOM_FILE)
 def test_random_text(knowledge_path: Path, content: bytes) -> None:
     check_files(knowledge_path, content)
 
 
-KEY_LINES = st.builds(lambda key, value: key + b" = " + value,
-                      st.sampled_from([b"id", b"title", b"lang", b"keywords", b"examples",
-                                       b"body", b"short", b"channels", b"auto", b"x"]),
-                      st.sampled_from(VALUES))
+KEYS = [b"id", b"title", b"lang", b"keywords", b"examples", b"body", b"short", b"channels",
+        b"auto", b"x"]
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(LINES) | KEY_LINES, max_size=20).map(b"\n".join))
+@given(toml_lines(LINES, KEYS, VALUES))
 # `entry` an array of non-tables: AttributeError.
 @example(b"entry = [1, 2]")
 # A control sequence or a line break from the file went into the problem or error as it was.
@@ -94,7 +99,6 @@ def test_mutated_examples(knowledge_path: Path, content: bytes) -> None:
     check_files(knowledge_path, content)
 
 
-_VALUE_LINE = re.compile(rb"(?m)^([a-z_]+[ \t]*=[ \t]*)[^\n]*")
 _ENTRY = re.compile(rb"(?ms)^\[\[entry\]\].*?(?=^\[\[entry\]\]|\Z)")
 
 
@@ -106,10 +110,7 @@ def test_every_key_of_an_example_entry_takes_every_hostile_value(tmp_path: Path)
     for seed in SEEDS:
         entry = _ENTRY.search(seed)
         assert entry is not None
-        block = entry.group()
-        for line in _VALUE_LINE.finditer(block):
-            for value in VALUES:
-                check_files(path, block[:line.start()] + line.group(1) + value
-                            + block[line.end():])
-                loads += 1
+        for content in each_value_at_each_key(entry.group(), VALUES):
+            check_files(path, content)
+            loads += 1
     assert loads > 500

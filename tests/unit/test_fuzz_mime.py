@@ -7,7 +7,8 @@ charsets, hostile encoded words, huge header lines, deep nesting. For every inpu
 - needs no catch-all: a "parse failed" defect means an exception escaped the real parse and the
   mail degraded to its raw text (parse_message's last resort, not a way of parsing),
 - leaves no control character (C0 but tab and newline, C1, ESC) and no lone surrogate in what
-  a person sees: subject, names, addresses, body text, attachment names and types,
+  a person sees: subject, names, addresses, body text, attachment names and types, and the
+  message ids (--json shows them, replies quote them),
 - gives attachment refs that attachment_bytes finds again.
 """
 
@@ -105,6 +106,8 @@ def check_parse(raw: bytes) -> InboundMessage:
     assert_clean_line(message.sender_name, "sender name")
     for address in (message.sender, message.reply_to, *message.recipients):
         assert_clean_line(address, "address")
+    for message_id in (message.provider_id, message.in_reply_to, *message.references):
+        assert_clean_line(message_id, "message id")
     assert_clean_text(message.text, "text")
     for attachment in message.attachments:
         assert_clean_line(attachment.name, "attachment name")
@@ -130,9 +133,11 @@ def test_random_bytes(raw: bytes) -> None:
 # Codecs that are no charsets (rot13, base64) or always fail ("undefined"): the parse failed.
 @example(b"Subject: =?rot13?Q?nop?= =?base64?B?QUJD?=\n", b"")
 @example(b"Subject: =?undefined?Q?x?=\nContent-Type: text/plain; charset=undefined\n", b"\xff")
+@example(b"Subject: =?utf-\x008?Q?x?=\n", b"")        # codecs.lookup: "embedded null character"
 # A control sequence in an attachment's MIME type reached the attachment list.
 @example(b"Content-Type: text/\x1b[31mplain\n", b"")
 @example(b"Content-Type: application/pd\x00f\n", b"")
+@example(b"Message-ID: <\xc2\x9b31m@x>\nIn-Reply-To: <a\xc2\x9b@x>\n", b"")  # 8-bit CSI in ids
 # A damaged boundary parameter, the boundary recovered from the body: the parts' numbers did
 # not lead attachment_bytes back to them.
 @example(b"Content-Type: multipart/mixed; bounda\x00y=b\n", b"--b\nContent-Type: text/plain\n\n"
