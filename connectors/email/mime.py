@@ -472,14 +472,8 @@ def _attachment_info(part: Message, path: str, content_type: str,
             size = _payload_size(part)
     except Exception as exc:  # a broken part still gets listed
         _note(notes, f"part {path}: size unknown ({type(exc).__name__})")
-    if not _MIME_TYPE.fullmatch(content_type):     # `text/\x1b[31mplain` is no type to show
-        content_type = "application/octet-stream"
     return AttachmentInfo(name=safe_filename(name, fallback=f"part-{path}"),
                           content_type=safe_mime_type(content_type), size=size, ref=path)
-
-
-# type/subtype, each an RFC 2045 token (get_content_type() has lower-cased them).
-_MIME_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+")
 
 
 def _walk(part: Message, path: str, depth: int, body: _Body, in_body: bool) -> None:
