@@ -217,11 +217,16 @@ SERVE_PORT = 8000
 
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
-    """`agent-tui serve`: where it listens and the password the browser must give."""
+    """`agent-tui serve`: where it listens, the password the browser must give, guessing limits."""
 
     host: str = SERVE_HOST
     port: int = SERVE_PORT
     password: SecretRef | None = None      # None: `serve` refuses to start
+    behind_tls_proxy: bool = False         # off loopback only then; trusts X-Forwarded-For/-Proto
+    failure_delay: float = 1.0             # seconds the first wrong guess waits; doubles
+    lockout_after: int = 10                # wrong guesses from one address that lock it out
+    lockout_minutes: float = 15.0
+    session_hours: float = 12.0            # a browser's session cookie, checked by the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +344,8 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
     "assignment": frozenset({"mode", "rule"}),
     "assignment.rule": frozenset({"channel", "tag", "agent"}),
-    "serve": frozenset({"host", "port", "password"}),
+    "serve": frozenset({"host", "port", "password", "behind_tls_proxy", "failure_delay",
+                        "lockout_after", "lockout_minutes", "session_hours"}),
 })
 ASSIGNMENT_MODES = ("none", "round-robin")
 VIEW_STATUSES = ("open", "pending", "snoozed", "closed", "any")
@@ -389,7 +395,11 @@ def _split_dotted(dotted: str) -> list[str]:
     parts = []
     for raw in _KEY_PARTS.findall(dotted):
         if raw.startswith('"'):
-            parts.append(json.loads(raw))
+            # A TOML basic string, escapes and all (\U0001F600 is no JSON): tomllib reads it.
+            try:
+                parts.append(next(iter(tomllib.loads(f"{raw} = 0"))))
+            except tomllib.TOMLDecodeError:
+                parts.append(raw[1:-1])
         elif raw.startswith("'"):
             parts.append(raw[1:-1])
         else:
@@ -663,15 +673,20 @@ class _Loader:
                 raise self.error((*t.where, "encryption_key"), "encrypts only a SQLite store; "
                                  "for PostgreSQL use the server's disk encryption")
             return StoreConfig(value)
-        return StoreConfig(str(self.resolve_path(value)), key)
+        return StoreConfig(str(self.resolve_path(t, "path", value)), key)
 
     def knowledge(self, t: _Table) -> KnowledgeConfig:
         t.check_unknown(KNOWN_KEYS["knowledge"])
         value = t.get_str("path", "knowledge.toml")
-        return KnowledgeConfig(self.resolve_path(value), t.get_bool("embeddings", False))
+        return KnowledgeConfig(self.resolve_path(t, "path", value),
+                               t.get_bool("embeddings", False))
 
-    def resolve_path(self, value: str) -> Path:
-        return (self.base_dir / Path(value).expanduser()).absolute()
+    def resolve_path(self, t: _Table, key: str, value: str) -> Path:
+        try:
+            return (self.base_dir / Path(value).expanduser()).absolute()
+        except RuntimeError:        # "~name/..." for a user this system does not know
+            raise self.error((*t.where, key), f"cannot expand {_describe(value)}: no home "
+                             "directory for that user") from None
 
     def automation(self, t: _Table) -> AutomationConfig:
         t.check_unknown(KNOWN_KEYS["automation"])
@@ -826,8 +841,11 @@ class _Loader:
         return url.rstrip("/")
 
     def check_url(self, t: _Table, key: str, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+        except ValueError:          # "http://[::1": an unclosed IPv6 address
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.error((*t.where, key), f"expected an http(s) URL, got {_describe(url)}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise self.error((*t.where, key), "plain http is allowed only to loopback hosts; "
@@ -965,7 +983,7 @@ class _Loader:
         if order_regex is not None:
             try:
                 re.compile(order_regex)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:   # a{99999999999}, ((((...
                 raise self.error((*t.where, "order_regex"),
                                  f"invalid regular expression: {exc}") from None
         command = t.get_str("command", None)
@@ -994,7 +1012,15 @@ class _Loader:
             raise self.error((*t.where, "host"), "expected a host name or address, got \"\"")
         password = (self.secret(t, "password", "serve", allow_plaintext)
                     if t.data.get("password", "") != "" else None)   # "": not set, serve refuses
-        return ServeConfig(host=host, port=t.port("port", SERVE_PORT), password=password)
+        defaults = ServeConfig()
+        return ServeConfig(
+            host=host, port=t.port("port", SERVE_PORT), password=password,
+            behind_tls_proxy=t.get_bool("behind_tls_proxy", defaults.behind_tls_proxy),
+            failure_delay=t.get_number("failure_delay", defaults.failure_delay, minimum=0.01),
+            lockout_after=t.get_int("lockout_after", defaults.lockout_after, minimum=1),
+            lockout_minutes=t.get_number("lockout_minutes", defaults.lockout_minutes,
+                                         minimum=0.01),
+            session_hours=t.get_number("session_hours", defaults.session_hours, minimum=0.01))
 
 
 class _Table:
