@@ -169,6 +169,11 @@ class TerminalSafeStream(io.TextIOBase):
         return getattr(self.target, "encoding", "utf-8")
 
 
+def unfiltered(stream: TextIO) -> TextIO:
+    """The stream under a TerminalSafeStream, for our own progress lines (\\r, erase line)."""
+    return stream.target if isinstance(stream, TerminalSafeStream) else stream
+
+
 @contextlib.contextmanager
 def terminal_safe_output() -> Iterator[None]:
     """sys.stdout and sys.stderr through TerminalSafeStream for the duration."""

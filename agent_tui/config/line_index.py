@@ -3,8 +3,8 @@ config's errors find the line of a key path here."""
 
 from __future__ import annotations
 
-import json
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
@@ -29,7 +29,11 @@ def _split_dotted(dotted: str) -> list[str]:
     parts = []
     for raw in _KEY_PARTS.findall(dotted):
         if raw.startswith('"'):
-            parts.append(json.loads(raw))
+            # A TOML basic string, escapes and all (\U0001F600 is no JSON): tomllib reads it.
+            try:
+                parts.append(next(iter(tomllib.loads(f"{raw} = 0"))))
+            except tomllib.TOMLDecodeError:
+                parts.append(raw[1:-1])
         elif raw.startswith("'"):
             parts.append(raw[1:-1])
         else:

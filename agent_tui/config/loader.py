@@ -285,15 +285,20 @@ class _Loader:
                             "or set allow_plaintext_secrets = true",
                     advice="the URL holds a password: prefer ~/.pgpass or PGPASSWORD")
             return StoreConfig(value)
-        return StoreConfig(str(self.resolve_path(value)), key)
+        return StoreConfig(str(self.resolve_path(t, "path", value)), key)
 
     def knowledge(self, t: _Table) -> KnowledgeConfig:
         t.check_unknown(KNOWN_KEYS["knowledge"])
         value = t.get_str("path", "knowledge.toml")
-        return KnowledgeConfig(self.resolve_path(value), t.get_bool("embeddings", False))
+        return KnowledgeConfig(self.resolve_path(t, "path", value),
+                               t.get_bool("embeddings", False))
 
-    def resolve_path(self, value: str) -> Path:
-        return (self.base_dir / Path(value).expanduser()).absolute()
+    def resolve_path(self, t: _Table, key: str, value: str) -> Path:
+        try:
+            return (self.base_dir / Path(value).expanduser()).absolute()
+        except RuntimeError:        # "~name/..." for a user this system does not know
+            raise self.error((*t.where, key), f"cannot expand {_describe(value)}: no home "
+                             "directory for that user") from None
 
     def automation(self, t: _Table) -> AutomationConfig:
         t.check_unknown(KNOWN_KEYS["automation"])
@@ -448,8 +453,11 @@ class _Loader:
         return url.rstrip("/")
 
     def check_url(self, t: _Table, key: str, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+        except ValueError:          # "http://[::1": an unclosed IPv6 address
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.error((*t.where, key), f"expected an http(s) URL, got {_describe(url)}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise self.error((*t.where, key), "plain http is allowed only to loopback hosts; "
@@ -594,7 +602,7 @@ class _Loader:
         if order_regex is not None:
             try:
                 re.compile(order_regex)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:   # a{99999999999}, ((((...
                 raise self.error((*t.where, "order_regex"),
                                  f"invalid regular expression: {exc}") from None
         command = t.get_str("command", None)
@@ -608,8 +616,11 @@ class _Loader:
         url = t.get_str("url", None)
         if url is not None:
             self.check_url(t, "url", url)
-        enrichment = EnrichmentConfig(order_regex=order_regex, command=command, url=url,
-                                      timeout=t.get_number("timeout", 5.0, minimum=0.1))
+        defaults = EnrichmentConfig()
+        enrichment = EnrichmentConfig(
+            order_regex=order_regex, command=command, url=url,
+            timeout=t.get_number("timeout", defaults.timeout, minimum=0.1),
+            batch_timeout=t.get_number("batch_timeout", defaults.batch_timeout, minimum=0.1))
         return enrichment
 
 

@@ -182,7 +182,8 @@ class EnrichmentConfig:
     order_regex: str | None = None
     command: str | None = None
     url: str | None = None
-    timeout: float = 5.0
+    timeout: float = 5.0            # seconds for one command run or HTTP request
+    batch_timeout: float = 30.0     # seconds of shop look-ups for one synced batch, all together
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +335,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
                                    "allow_plaintext_secrets"}),
     "privacy": frozenset({"keep_closed_days"}),
     "sla": frozenset(CHANNELS),
-    "enrichment": frozenset({"order_regex", "command", "url", "timeout"}),
+    "enrichment": frozenset({"order_regex", "command", "url", "timeout", "batch_timeout"}),
     "ui": frozenset({"theme", "view", "keymap"}),
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
     "assignment": frozenset({"mode", "rule"}),

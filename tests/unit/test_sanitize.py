@@ -15,6 +15,7 @@ from agent_tui.sanitize import (
     safe_filename,
     safe_mime_type,
     terminal_safe_output,
+    unfiltered,
 )
 
 
@@ -222,3 +223,9 @@ def test_terminal_safe_output_filters_stdout_and_stderr(capsys: pytest.CaptureFi
         print("err \x1b[2J", file=sys.stderr)
     captured = capsys.readouterr()
     assert captured.out == "subject here\n" and captured.err == "err \n"
+
+
+def test_our_own_progress_lines_pass_under_the_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    with terminal_safe_output():
+        unfiltered(sys.stderr).write("\r\x1b[K3/10")
+    assert capsys.readouterr().err == "\r\x1b[K3/10"
