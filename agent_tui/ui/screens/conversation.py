@@ -27,7 +27,7 @@ from agent_tui.engine.suggestions import RenderedSuggestion, suggest_for
 from agent_tui.errors import AgentTuiError
 from agent_tui.model import Contact, Conversation, Message, Note
 from agent_tui.store.base import MergeProposal, StoreBackend
-from agent_tui.store.sqlite import identity_kind
+from agent_tui.store.sql import identity_kind
 from agent_tui.ui import actions
 from agent_tui.ui.format import contact_label, plain_line
 from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
