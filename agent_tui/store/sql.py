@@ -166,6 +166,44 @@ _NO_AUTO_FLAGS = AutoFlags()
 NO_AUTO_FLAGS_JSON = json.dumps(_flags_json(_NO_AUTO_FLAGS))
 
 
+Row = Sequence[Any]
+
+
+def _conversation_mapper(t: Callable[[Any], datetime],
+                         j: Callable[[Any], Any]) -> Callable[[Row], Conversation]:
+    def conversation(r: Row) -> Conversation:
+        (id_, contact_id, channel, account, subject, status, assignee, tags, priority,
+         first_in, last_in, last_activity, due, unread, name, address, preview, enrichment,
+         waiting) = r
+        return Conversation(
+            id_, contact_id, _CHANNELS[channel], account, subject, _STATUSES[status], assignee,
+            j(tags), _PRIORITIES[priority], first_in and t(first_in), last_in and t(last_in),
+            t(last_activity), due and t(due), unread, name, address, preview, j(enrichment),
+            waiting and t(waiting))
+    return conversation
+
+
+def _message_mapper(t: Callable[[Any], datetime],
+                    j: Callable[[Any], Any]) -> Callable[[Row], Message]:
+    def message(r: Row) -> Message:
+        (id_, conversation_id, account, channel, direction, provider_id, sender, sender_name,
+         recipients, sent_at, subject, text, attachments, auto_flags, delivery_status, defects,
+         in_reply_to, refs, edited) = r
+        if auto_flags == NO_AUTO_FLAGS_JSON:
+            flags = _NO_AUTO_FLAGS
+        else:
+            values = j(auto_flags)
+            flags = AutoFlags(**values) if any(values.values()) else _NO_AUTO_FLAGS
+        # "[]": SQLite's text of the common empty list, decoded without a call.
+        return Message(
+            id_, conversation_id, account, _CHANNELS[channel], _DIRECTIONS[direction],
+            provider_id, sender, sender_name, j(recipients), t(sent_at), subject, text,
+            [] if attachments == "[]" else [AttachmentInfo(**a) for a in j(attachments)],
+            flags, delivery_status, [] if defects == "[]" else j(defects), in_reply_to,
+            [] if refs == "[]" else j(refs), bool(edited))
+    return message
+
+
 class SqlStore:
     """The store's queries over a database connection; a dialect subclass supplies the rest."""
 
@@ -183,6 +221,14 @@ class SqlStore:
     json: Callable[[Any], Any]              # a list or dict as the database stores it
     json_out: Callable[[Any], Any]          # ... and back
     scrub: Callable[[str], str]             # text as the database can store it (NUL)
+
+    _conversation: Callable[[Sequence[Any]], Conversation]     # made for each dialect
+    _message: Callable[[Sequence[Any]], Message]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._conversation = staticmethod(_conversation_mapper(cls.ts_out, cls.json_out))
+        cls._message = staticmethod(_message_mapper(cls.ts_out, cls.json_out))
 
     def transaction(self, lock: str | None = None) -> AbstractContextManager[Any]:
         """One write transaction (its connection-like object has execute/executemany)."""
@@ -426,11 +472,16 @@ class SqlStore:
                            "NULL ORDER BY c.waiting_since, c.id LIMIT ?", (limit,))
         return [self._conversation(r) for r in rows]
 
-    def get_conversation(self, conversation_id: int) -> Conversation:
-        rows = self._query(f"{_CONVERSATIONS} WHERE c.id=?", (conversation_id,))
+    def _one(self, sql: str, key: int, missing: str) -> Any:
+        """The one row `sql` finds for `key`; NotFound("no <missing> <key>") without it."""
+        rows = self._query(sql, (key,))
         if not rows:
-            raise NotFound(f"no conversation {conversation_id}")
-        return self._conversation(rows[0])
+            raise NotFound(f"no {missing} {key}")
+        return rows[0]
+
+    def get_conversation(self, conversation_id: int) -> Conversation:
+        return self._conversation(self._one(f"{_CONVERSATIONS} WHERE c.id=?", conversation_id,
+                                            "conversation"))
 
     def get_messages(self, conversation_id: int) -> list[Message]:
         rows = self._query(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id=? "
@@ -438,22 +489,19 @@ class SqlStore:
         return [self._message(r) for r in rows]
 
     def get_message(self, message_id: int) -> Message:
-        rows = self._query(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?", (message_id,))
-        if not rows:
-            raise NotFound(f"no message {message_id}")
-        return self._message(rows[0])
+        return self._message(self._one(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?",
+                                       message_id, "message"))
 
     def get_raw(self, message_id: int) -> bytes | None:
         rows = self._query("SELECT raw FROM messages WHERE id=?", (message_id,))
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def get_contact(self, contact_id: int) -> Contact:
-        rows = self._query("SELECT id, display_name FROM contacts WHERE id=?", (contact_id,))
-        if not rows:
-            raise NotFound(f"no contact {contact_id}")
+        row = self._one("SELECT id, display_name FROM contacts WHERE id=?", contact_id,
+                        "contact")
         identities = [Identity(kind, address) for kind, address in self._query(
             "SELECT kind, address FROM identities WHERE contact_id=? ORDER BY id", (contact_id,))]
-        return Contact(rows[0][0], rows[0][1], identities)
+        return Contact(row[0], row[1], identities)
 
     def contact_conversations(self, contact_id: int) -> list[Conversation]:
         rows = self._query(f"{_CONVERSATIONS} WHERE c.contact_id=? "
@@ -693,10 +741,8 @@ class SqlStore:
 
     def get_message_extra(self, message_id: int) -> dict[str, Any]:
         """What the connector kept beside the text (Telegram shared_phone, mail reply_to...)."""
-        rows = self._query("SELECT extra FROM messages WHERE id=?", (message_id,))
-        if not rows:
-            raise NotFound(f"no message {message_id}")
-        value = self.json_out(rows[0][0] or "{}")
+        value = self.json_out(self._one("SELECT extra FROM messages WHERE id=?", message_id,
+                                        "message")[0] or "{}")
         return value if isinstance(value, dict) else {}
 
     def propose_merge(self, contact_a: int, contact_b: int, reason: str, *,
@@ -890,10 +936,8 @@ class SqlStore:
         return stuck
 
     def outbox_get(self, outbox_id: int) -> OutboxRow:
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?", (outbox_id,))
-        if not rows:
-            raise NotFound(f"no outbox row {outbox_id}")
-        return self._outbox_row(rows[0])
+        return self._outbox_row(self._one(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?",
+                                          outbox_id, "outbox row"))
 
     def outbox_rows(self, *, state: str | None = None,
                     conversation_id: int | None = None) -> list[OutboxRow]:
@@ -1050,38 +1094,12 @@ class SqlStore:
 
     # --- row mapping ----------------------------------------------------------------------
 
-    def _conversation(self, r: Sequence[Any]) -> Conversation:
-        (id_, contact_id, channel, account, subject, status, assignee, tags, priority, first_in,
-         last_in, last_activity, due, unread, name, address, preview, enrichment, waiting) = r
-        t, j = self.ts_out, self.json_out
-        return Conversation(
-            id_, contact_id, _CHANNELS[channel], account, subject, _STATUSES[status], assignee,
-            j(tags), _PRIORITIES[priority], first_in and t(first_in), last_in and t(last_in),
-            t(last_activity), due and t(due), unread, name, address, preview, j(enrichment),
-            waiting and t(waiting))
-
-    def _message(self, r: Sequence[Any]) -> Message:
-        (id_, conversation_id, account, channel, direction, provider_id, sender, sender_name,
-         recipients, sent_at, subject, text, attachments, auto_flags, delivery_status, defects,
-         in_reply_to, refs, edited) = r
-        j = self.json_out
-        if auto_flags == NO_AUTO_FLAGS_JSON:
-            flags = _NO_AUTO_FLAGS
-        else:
-            values = j(auto_flags)
-            flags = AutoFlags(**values) if any(values.values()) else _NO_AUTO_FLAGS
-        return Message(
-            id_, conversation_id, account, _CHANNELS[channel], _DIRECTIONS[direction],
-            provider_id, sender, sender_name, j(recipients), self.ts_out(sent_at), subject, text,
-            [AttachmentInfo(**a) for a in j(attachments)], flags, delivery_status, j(defects),
-            in_reply_to, j(refs), bool(edited))
-
-    def _proposal(self, r: Sequence[Any]) -> MergeProposal:
+    def _proposal(self, r: Row) -> MergeProposal:
         return MergeProposal(id=r[0], contact_a=r[1], contact_b=r[2], reason=r[3],
                              message_id=r[4], state=r[5], created_at=self.ts_out(r[6]),
                              resolved_at=r[7] and self.ts_out(r[7]), merged_id=r[8])
 
-    def _outbox_row(self, r: Sequence[Any]) -> OutboxRow:
+    def _outbox_row(self, r: Row) -> OutboxRow:
         t = self.ts_out
         return OutboxRow(
             id=r[0], conversation_id=r[1], account=r[2], payload=self.json_out(r[3]),
