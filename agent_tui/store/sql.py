@@ -459,7 +459,7 @@ class SqlStore:
         rows = self._query(f"{_CONVERSATIONS}{where} "
                            "ORDER BY c.last_activity_at DESC, c.id LIMIT ? OFFSET ?",
                            (*params, limit, offset))
-        return [self._conversation(r) for r in rows]
+        return list(map(self._conversation, rows))
 
     def count_conversations(self, *, status: str | None = None, channel: str | None = None,
                             assignee: str | None = None, tag: str | None = None) -> int:
@@ -486,7 +486,7 @@ class SqlStore:
     def get_messages(self, conversation_id: int) -> list[Message]:
         rows = self._query(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id=? "
                            "ORDER BY sent_at, id", (conversation_id,))
-        return [self._message(r) for r in rows]
+        return list(map(self._message, rows))
 
     def get_message(self, message_id: int) -> Message:
         return self._message(self._one(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id=?",
