@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the inbox in a browser (textual-serve), behind a password")
     p.add_argument("--host", help="listen address (default: [serve] host, else 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default: [serve] port, else 8000)")
+    p.add_argument("--behind-tls-proxy", action="store_true",
+                   help="it runs behind a TLS reverse proxy: listen off loopback, trust its "
+                        "X-Forwarded-For/-Proto (also [serve] behind_tls_proxy)")
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("doctor", help="check config, secrets, store and every account")
@@ -198,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(obj: Any, out: TextIO | None = None) -> None:
+    from agent_tui.sanitize import clean_json
+
     out = out or sys.stdout
-    json.dump(obj, out, ensure_ascii=False, default=str)
+    json.dump(clean_json(obj), out, ensure_ascii=False, default=str)
     out.write("\n")
 
 
@@ -552,8 +557,10 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
     if not args.json and sys.stderr.isatty():
         def show(table: str, done: int, total: int) -> None:
             end = "\n" if done >= total else ""
-            sys.stderr.write(f"\r\033[K{table}: {done}/{total}{end}")
-            sys.stderr.flush()
+            # Our own control sequence: past the filter that keeps customers' from the terminal.
+            stderr = getattr(sys.stderr, "target", sys.stderr)
+            stderr.write(f"\r\033[K{table}: {done}/{total}{end}")
+            stderr.flush()
     result = migrate(source, args.to, progress=show, key=key)
     if args.json:
         _print_json(result.as_json())
@@ -567,7 +574,8 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from agent_tui.serve import serve
 
-    return serve(_config(args), host=args.host, port=args.port)
+    return serve(_config(args), host=args.host, port=args.port,
+                 behind_tls_proxy=args.behind_tls_proxy)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -605,12 +613,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging(debug=args.debug)
     handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", _cmd_tui)
+    if handler in (_cmd_tui, _cmd_demo, _cmd_serve):     # they draw the screen themselves
+        return _run(handler, args)
+    from agent_tui.sanitize import terminal_safe_output
+
+    with terminal_safe_output():
+        return _run(handler, args)
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    from agent_tui.sanitize import clean_line
+
     try:
         return handler(args)
     except AgentTuiError as exc:
         if args.debug:
             raise
-        print(f"agent-tui: error: {_redact(str(exc))}", file=sys.stderr)
+        # Messages quote the input that was wrong (a file name, a header, a server's answer).
+        print(f"agent-tui: error: {clean_line(_redact(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("agent-tui: interrupted", file=sys.stderr)
@@ -620,6 +640,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: never a traceback to a user
         if args.debug:
             raise
-        print(f"agent-tui: internal error: {type(exc).__name__}: {_redact(str(exc))} "
+        print(f"agent-tui: internal error: {type(exc).__name__}: {clean_line(_redact(str(exc)))} "
               "(run with --debug for details)", file=sys.stderr)
         return EXIT_RUNTIME

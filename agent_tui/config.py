@@ -216,11 +216,16 @@ SERVE_PORT = 8000
 
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
-    """`agent-tui serve`: where it listens and the password the browser must give."""
+    """`agent-tui serve`: where it listens, the password the browser must give, guessing limits."""
 
     host: str = SERVE_HOST
     port: int = SERVE_PORT
     password: SecretRef | None = None      # None: `serve` refuses to start
+    behind_tls_proxy: bool = False         # off loopback only then; trusts X-Forwarded-For/-Proto
+    failure_delay: float = 1.0             # seconds the first wrong guess waits; doubles
+    lockout_after: int = 10                # wrong guesses from one address that lock it out
+    lockout_minutes: float = 15.0
+    session_hours: float = 12.0            # a browser's session cookie, checked by the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +343,8 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
     "assignment": frozenset({"mode", "rule"}),
     "assignment.rule": frozenset({"channel", "tag", "agent"}),
-    "serve": frozenset({"host", "port", "password"}),
+    "serve": frozenset({"host", "port", "password", "behind_tls_proxy", "failure_delay",
+                        "lockout_after", "lockout_minutes", "session_hours"}),
 })
 ASSIGNMENT_MODES = ("none", "round-robin")
 VIEW_STATUSES = ("open", "pending", "snoozed", "closed", "any")
@@ -990,7 +996,15 @@ class _Loader:
             raise self.error((*t.where, "host"), "expected a host name or address, got \"\"")
         password = (self.secret(t, "password", "serve", allow_plaintext)
                     if t.data.get("password", "") != "" else None)   # "": not set, serve refuses
-        return ServeConfig(host=host, port=t.port("port", SERVE_PORT), password=password)
+        defaults = ServeConfig()
+        return ServeConfig(
+            host=host, port=t.port("port", SERVE_PORT), password=password,
+            behind_tls_proxy=t.get_bool("behind_tls_proxy", defaults.behind_tls_proxy),
+            failure_delay=t.get_number("failure_delay", defaults.failure_delay, minimum=0.01),
+            lockout_after=t.get_int("lockout_after", defaults.lockout_after, minimum=1),
+            lockout_minutes=t.get_number("lockout_minutes", defaults.lockout_minutes,
+                                         minimum=0.01),
+            session_hours=t.get_number("session_hours", defaults.session_hours, minimum=0.01))
 
 
 class _Table:

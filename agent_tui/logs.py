@@ -13,10 +13,18 @@ from pathlib import Path
 
 from platformdirs import user_log_dir
 
+from agent_tui.sanitize import clean_text
 from agent_tui.secrets import install_log_redaction
 
 MAX_BYTES = 1_000_000
 BACKUPS = 5
+
+
+class _CleanFormatter(logging.Formatter):
+    """Log lines quote what senders and servers wrote; `tail -f` must not run their escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return clean_text(super().format(record))
 
 
 def log_path() -> Path:
@@ -36,8 +44,8 @@ def setup_logging(*, debug: bool = False, path: Path | None = None) -> Path | No
                                                        backupCount=BACKUPS, encoding="utf-8")
     except OSError:
         return None        # a read-only home must not stop the program; stderr still works
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: "
-                                           "%(message)s"))
+    handler.setFormatter(_CleanFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: "
+                                         "%(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -6,12 +6,11 @@ command here is `python -m agent_tui --config FILE tui`: the same config, so the
 accounts. Nothing secret is on that command line, and the password is never in the environment
 the sessions inherit when it came from an `env:` reference only the server needs.
 
-Every route (the page, `/ws`, `/static`, `/download`) sits behind one middleware: HTTP Basic auth
-(any user name, the password from `[serve] password`, compared with `hmac.compare_digest`), or the
-session cookie the page sets after a successful Basic auth, since browsers do not reliably send
-Basic credentials on a WebSocket handshake. A WebSocket from another origin is refused, so a
-foreign page cannot ride on the browser's cached credentials. It speaks plain HTTP: off loopback it
-belongs behind a TLS reverse proxy or an SSH tunnel (README "Serving in a browser").
+Every route (the page, `/ws`, `/static`, `/download`) sits behind `serve_gate.PasswordGate`: the
+password or a per-browser session cookie, with guesses limited per client address. A WebSocket from
+another origin is refused, so a foreign page cannot ride on the browser's cached credentials. It
+speaks plain HTTP, so it listens off loopback only when told it sits behind a TLS reverse proxy
+(`--behind-tls-proxy`); otherwise an SSH tunnel reaches it (README "Serving in a browser").
 
 This module imports neither Textual nor the UI: the served sessions do, in their own processes.
 """
@@ -19,32 +18,22 @@ This module imports neither Textual nor the UI: the served sessions do, in their
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
 import os
-import secrets
 import shlex
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent_tui.config import Config, is_loopback_host
 from agent_tui.errors import AgentTuiError, UsageError
+from agent_tui.serve_gate import GuessLimiter, PasswordGate, Sessions
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-log = logging.getLogger("agent_tui.serve")
-
-COOKIE = "agent_tui_session"
-REALM = "agent-tui"
 MIN_PASSWORD_LENGTH = 8
 SHUTDOWN_TIMEOUT = 5.0
-
-Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 def served_command(config_path: Path | None, python: str = sys.executable) -> str:
@@ -56,85 +45,23 @@ def served_command(config_path: Path | None, python: str = sys.executable) -> st
     return shlex.join(argv)
 
 
-class PasswordGate:
-    """Basic auth or a session cookie, checked in constant time, in front of every route."""
-
-    def __init__(self, password: str) -> None:
-        self._password = password.encode("utf-8")
-        self._session = secrets.token_urlsafe(32)      # one per server run; a restart logs out
-
-    def basic_ok(self, header: str | None) -> bool:
-        if not header:
-            return False
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        _, sep, password = decoded.partition(b":")
-        return bool(sep) and hmac.compare_digest(password, self._password)
-
-    def cookie_ok(self, value: str | None) -> bool:
-        return value is not None and hmac.compare_digest(value.encode("utf-8"),
-                                                         self._session.encode("ascii"))
-
-    def middleware(self) -> Any:
-        from aiohttp import web
-
-        @web.middleware
-        async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-            by_cookie = self.cookie_ok(request.cookies.get(COOKIE))
-            if not by_cookie and not self.basic_ok(request.headers.get("Authorization")):
-                wrong = "Authorization" in request.headers   # else a browser's first try
-                log.log(logging.WARNING if wrong else logging.INFO,
-                        "serve: refused %s %s from %s (%s)", request.method, request.path,
-                        request.remote, "wrong password" if wrong else "no password")
-                return web.Response(status=401, text="agent-tui: password required\n",
-                                    headers={"WWW-Authenticate":
-                                             f'Basic realm="{REALM}", charset="UTF-8"'})
-            websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-            if websocket and not _same_origin(request):
-                log.warning("serve: refused a WebSocket from origin %r",
-                            request.headers.get("Origin"))
-                return web.Response(status=403, text="agent-tui: cross-origin WebSocket\n")
-            response = await handler(request)
-            if not websocket and not response.prepared:
-                response.headers.setdefault("X-Frame-Options", "DENY")
-                response.headers.setdefault("Cache-Control", "no-store")
-                if not by_cookie:
-                    response.set_cookie(COOKIE, self._session, path="/", httponly=True,
-                                        samesite="Strict", secure=_scheme(request) == "https")
-            return response
-
-        return gate
+def make_gate(config: Config, password: str, *, behind_tls_proxy: bool) -> PasswordGate:
+    """The gate `[serve]` describes: its guess limits, its session lifetime."""
+    settings = config.serve
+    return PasswordGate(
+        password,
+        GuessLimiter(first_delay=settings.failure_delay, lock_after=settings.lockout_after,
+                     lockout=settings.lockout_minutes * 60),
+        Sessions(settings.session_hours * 3600),
+        behind_tls_proxy=behind_tls_proxy)
 
 
-def _scheme(request: web.Request) -> str:
-    # Behind a TLS reverse proxy the page must open wss://; the header only shapes URLs the
-    # requesting browser itself is given, so trusting it grants nothing.
-    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    return forwarded if forwarded in ("http", "https") else request.scheme
-
-
-def _same_origin(request: web.Request) -> bool:
-    from urllib.parse import urlsplit
-
-    origin = request.headers.get("Origin")
-    if origin is None:              # not a browser: nothing to ride on
-        return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()
-
-
-def make_server(command: str, password: str, *, title: str = "agent-tui") -> Any:
-    """A textual-serve Server whose routes all sit behind `PasswordGate(password)`."""
+def make_server(command: str, gate: PasswordGate, *, title: str = "agent-tui") -> Any:
+    """A textual-serve Server whose routes all sit behind `gate`."""
     import aiohttp_jinja2
     import jinja2
     from aiohttp import web
     from textual_serve.server import Server, to_int
-
-    gate = PasswordGate(password)
 
     class GatedServer(Server):
         def __init__(self) -> None:
@@ -159,7 +86,7 @@ def make_server(command: str, password: str, *, title: str = "agent-tui") -> Any
         async def index(self, request: web.Request) -> web.Response:
             # URLs from the request, not from the listening address: 0.0.0.0, an SSH tunnel's
             # port or a TLS proxy's name must all give the browser URLs it can reach.
-            scheme = _scheme(request)
+            scheme = gate.scheme(request)
             base = f"{scheme}://{request.host}"
             ws = "wss" if scheme == "https" else "ws"
             router = request.app.router
@@ -225,29 +152,33 @@ def _forget_env_password(config: Config) -> None:
 
 
 def serve(config: Config, *, host: str | None = None, port: int | None = None,
-          out: Any = None) -> int:
+          behind_tls_proxy: bool = False, out: Any = None) -> int:
     """Run the server until SIGINT/SIGTERM. Raises AgentTuiError for what the user must fix."""
     out = out or sys.stderr
     host = host or config.serve.host
     port = config.serve.port if port is None else port
+    behind_tls_proxy = behind_tls_proxy or config.serve.behind_tls_proxy
     if not 1 <= port <= 65535:
         raise UsageError(f"--port: expected 1-65535, got {port}")
+    if not behind_tls_proxy and not is_loopback_host(host):
+        raise UsageError(f"serve: refusing to listen on {host} in plain HTTP; put it behind a TLS "
+                         "reverse proxy and pass --behind-tls-proxy ([serve] behind_tls_proxy = "
+                         "true), or keep 127.0.0.1 and reach it through an SSH tunnel")
     password = resolve_password(config)
     try:
         from aiohttp import web
 
-        server = make_server(served_command(config.path), password)
+        server = make_server(served_command(config.path),
+                             make_gate(config, password, behind_tls_proxy=behind_tls_proxy))
     except ImportError as exc:
         raise AgentTuiError(f"serve needs textual-serve ({exc.name} is missing): "
                             "pip install 'agent-tui[serve]'") from None
     _forget_env_password(config)
     shown = f"[{host}]" if ":" in host else host
-    if not is_loopback_host(host):
-        print(f"agent-tui: warning: serving on {host} in plain HTTP; put it behind a TLS reverse "
-              "proxy or reach it through an SSH tunnel", file=out)
+    where = " for the TLS reverse proxy" if behind_tls_proxy else ""
 
     def announce(*_: object) -> None:
-        print(f"agent-tui: serving the inbox on http://{shown}:{port}/ (ctrl+c stops)",
+        print(f"agent-tui: serving the inbox on http://{shown}:{port}/{where} (ctrl+c stops)",
               file=out, flush=True)
 
     try:

@@ -54,7 +54,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from agent_tui.model import AttachmentInfo, Channel, Direction
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import clean_line, clean_text, safe_filename, safe_mime_type
 from connectors.base import (
     AuthError,
     ConflictError,
@@ -400,21 +400,22 @@ class TelegramConnector(Connector):
         if message.document is not None:
             doc = message.document
             found.append(AttachmentInfo(safe_filename(doc.file_name or "", f"document-{key}"),
-                                        doc.mime_type or "application/octet-stream",
+                                        safe_mime_type(doc.mime_type or ""),
                                         doc.file_size or 0, doc.file_id))
         if message.voice is not None:
             voice = message.voice
-            found.append(AttachmentInfo(f"voice-{key}.ogg", voice.mime_type or "audio/ogg",
+            found.append(AttachmentInfo(f"voice-{key}.ogg",
+                                        safe_mime_type(voice.mime_type or "", "audio/ogg"),
                                         voice.file_size or 0, voice.file_id))
         if message.audio is not None:
             audio = message.audio
             found.append(AttachmentInfo(safe_filename(audio.file_name or "", f"audio-{key}"),
-                                        audio.mime_type or "audio/mpeg",
+                                        safe_mime_type(audio.mime_type or "", "audio/mpeg"),
                                         audio.file_size or 0, audio.file_id))
         if message.video is not None:
             video = message.video
             found.append(AttachmentInfo(safe_filename(video.file_name or "", f"video-{key}.mp4"),
-                                        video.mime_type or "video/mp4",
+                                        safe_mime_type(video.mime_type or "", "video/mp4"),
                                         video.file_size or 0, video.file_id))
         return found
 

@@ -51,7 +51,7 @@ from twilio.rest import Client
 
 from agent_tui.channels import whatsapp_window_open
 from agent_tui.model import AttachmentInfo, Channel, Direction
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import clean_line, clean_text, safe_filename, safe_mime_type
 from connectors.base import (
     AuthError,
     Connector,
@@ -377,7 +377,7 @@ class TwilioConnector(Connector):
         async for records in self._pages(lambda: media_list.page_async(),
                                          f"listing media of {message_sid}"):
             for media in records:
-                content_type = str(media.content_type or "application/octet-stream")
+                content_type = safe_mime_type(str(media.content_type or ""))
                 extension = mimetypes.guess_extension(content_type) or ""
                 attachments.append(AttachmentInfo(
                     name=safe_filename(f"{media.sid}{extension}"), content_type=content_type,

@@ -29,7 +29,7 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from agent_tui.model import AttachmentInfo, Channel, Direction
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import clean_line, clean_text, safe_filename, safe_mime_type
 from connectors.base import InboundMessage
 from connectors.twilio import DELIVERY_ERRORS, WHATSAPP_PREFIX, normalise_phone
 
@@ -67,7 +67,7 @@ def message_from_params(params: MultiDictProxy[str] | dict[str, str],
     attachments = []
     for index in range(min(_int(params.get("NumMedia")), MAX_MEDIA)):
         url = str(params.get(f"MediaUrl{index}", ""))
-        content_type = str(params.get(f"MediaContentType{index}", "application/octet-stream"))
+        content_type = safe_mime_type(str(params.get(f"MediaContentType{index}", "")))
         if url:
             attachments.append(AttachmentInfo(
                 name=safe_filename(url.rstrip("/").rpartition("/")[2]),

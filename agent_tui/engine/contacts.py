@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from agent_tui.limits import ANALYSIS_CHARS, bounded
 from agent_tui.model import Channel, Direction, Message
 from agent_tui.store import StoreBackend
 from agent_tui.store.sql import identity_kind, normalise_address
@@ -55,7 +56,7 @@ def signature_block(text: str) -> str:
     """The lines of a mail that may hold the sender's signature: the customer's own text (up to
     the first quote or attribution line), after its last "-- " line, else its last lines."""
     own: list[str] = []
-    for line in text.splitlines():
+    for line in bounded(text, 4 * ANALYSIS_CHARS).splitlines():
         if _QUOTE_START.match(line):
             break
         own.append(line)

@@ -23,14 +23,12 @@ from typing import Literal
 
 import snowballstemmer
 
+from agent_tui.limits import ANALYSIS_CHARS, bounded
+
 Urgency = Literal["high", "normal"]
 
 HIGH_AT = 1.0          # urgency score from which a message counts as "high"
 NEGATIVE_AT = 1.0      # tone score from which a message counts as negative
-
-# Quoted history repeats what earlier messages said, and a mail can be long: look at the new part
-# and at most this much of it.
-MAX_CHARS = 20_000
 
 SUBJECT_WEIGHT = 1.5   # a cue in the subject line is what the sender chose to stress
 INTENSIFIED = 1.5
@@ -239,7 +237,7 @@ def assess(text: str, subject: str = "", lang: str | None = None) -> Assessment:
     words = 0
     shouted = 0
     exclaimed = False
-    for segment, weight in ((subject, SUBJECT_WEIGHT), (_new_part(text), 1.0)):
+    for segment, weight in ((bounded(subject), SUBJECT_WEIGHT), (_new_part(text), 1.0)):
         tokens = [_Token(t, t.lower()) for t in _TOKEN.findall(segment)]
         for token in tokens:
             if token.is_word:
@@ -266,10 +264,12 @@ def assess(text: str, subject: str = "", lang: str | None = None) -> Assessment:
 
 
 def _new_part(text: str) -> str:
-    """The text without quoted lines ("> ..."), cut to MAX_CHARS."""
+    """The text without quoted lines ("> ..."): quoted history repeats what earlier messages
+    said, and a mail can be long, so at most ANALYSIS_CHARS of the new part."""
     if ">" in text:
+        text = bounded(text, 4 * ANALYSIS_CHARS)
         text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
-    return text[:MAX_CHARS]
+    return bounded(text)
 
 
 def _match(tokens: list[_Token], langs: tuple[str, ...], weight: float,
@@ -313,19 +313,36 @@ def _match(tokens: list[_Token], langs: tuple[str, ...], weight: float,
 
 def _longest_entry(tokens: list[_Token], i: int, langs: tuple[str, ...]) -> _Entry | None:
     best: _Entry | None = None
+    word = tokens[i].lower
     for lang in langs:
-        best = best or _LEXICON.exact.get((lang, tokens[i].lower))
-        for entry in _LEXICON.by_first_stem.get((lang, _stem(lang, tokens[i].lower)), ()):
+        exact, candidates = _cues_starting_with(lang, word)
+        best = best or exact
+        for entry in candidates:
             if best is not None and entry.length <= best.length:
                 break
-            if _phrase_at(tokens, i, entry):
+            if entry.length == 1 or _phrase_at(tokens, i, entry):
                 best = entry
                 break
     if best is None and "de" in langs:
-        part = _LEXICON.part_pattern.search(_fold(tokens[i].text))
-        if part is not None:
-            best = _LEXICON.parts[part.group()]
+        best = _part_in(word)
     return best
+
+
+# Words repeat (a mail says "Bestellung" three times, every mail says "die"): what a word can start
+# is looked up once per word, not once per occurrence; the lexicon never changes.
+@functools.lru_cache(maxsize=65_536)
+def _cues_starting_with(lang: str, word: str) -> tuple[_Entry | None, tuple[_Entry, ...]]:
+    """The entry for `word` as written, and the phrases whose first stem is `word`'s (longest
+    first)."""
+    return (_LEXICON.exact.get((lang, word)),
+            tuple(_LEXICON.by_first_stem.get((lang, _stem(lang, word)), ())))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _part_in(word: str) -> _Entry | None:
+    """The (longest, leftmost) German word part inside `word`: "~schlecht" in "grottenschlecht"."""
+    part = _LEXICON.part_pattern.search(_fold(word))
+    return _LEXICON.parts[part.group()] if part is not None else None
 
 
 def _phrase_at(tokens: list[_Token], i: int, entry: _Entry) -> bool:

@@ -9,6 +9,7 @@ exit, bad JSON) returns {} for that enricher and logs one warning line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -16,22 +17,63 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent_tui.limits import bounded
+from agent_tui.sanitize import clean_line
+
 log = logging.getLogger(__name__)
 
-# A typical shop order number: an optional #/prefix and 4 to 12 digits after a hint word.
+# A typical shop order number: an optional #/prefix and 4 to 12 digits after a hint word. The
+# whitespace runs are possessive: with plain `\s*` runs side by side, "order" and 1,000 spaces took
+# 12 s (each run could take any share of the spaces), and this pattern runs on every message.
 DEFAULT_ORDER_REGEX = (r"(?i)(?:bestell(?:ung|nummer|nr\.?)?|auftrag(?:snummer)?|order|"
-                       r"rechnung(?:snummer)?|invoice)\s*(?:nr\.?|no\.?|number|nummer)?\s*[:#]?\s*"
-                       r"(?P<number>[A-Z]{0,3}-?\d{4,12})")
+                       r"rechnung(?:snummer)?|invoice)\s*+(?:(?:nr\.?|no\.?|number|nummer)\s*+)?"
+                       r"(?:[:#]\s*+)?(?P<number>[A-Z]{0,3}-?\d{4,12})")
+
+# A pattern from the config may backtrack without bound: it runs in the `regex` module with this
+# budget per message, and on overrun the message simply has no order number.
+CONFIG_REGEX_SECONDS = 0.1
+
+
+class PatternTimeout(Exception):
+    """A configured pattern used up its time budget on one message."""
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(pattern: str) -> Any:
+    if pattern == DEFAULT_ORDER_REGEX:
+        return re.compile(pattern)              # ours, and linear: no budget needed
+    import regex  # only a configured pattern pays for the import
+
+    return regex.compile(pattern)
+
+
+def search_bounded(pattern: str, text: str) -> Any:
+    """`pattern.search(text)` on at most ANALYSIS_CHARS of text; a configured pattern runs with
+    CONFIG_REGEX_SECONDS and raises PatternTimeout past it (re.error/regex.error if invalid)."""
+    compiled = _compiled(pattern)
+    text = bounded(text)
+    if isinstance(compiled, re.Pattern):
+        return compiled.search(text)
+    try:
+        return compiled.search(text, timeout=CONFIG_REGEX_SECONDS)
+    except TimeoutError as exc:
+        raise PatternTimeout(pattern) from exc
 
 
 def extract_fields(text: str, order_regex: str | None = DEFAULT_ORDER_REGEX) -> dict[str, str]:
     """`{"order.number": ...}` from the first match of `order_regex` (its group `number`, else
-    its first group, else the whole match); {} when nothing matches or the regex is invalid."""
+    its first group, else the whole match); {} when nothing matches, the regex is invalid or it
+    ran out of time (each logged with the pattern)."""
     if not order_regex:
         return {}
     try:
-        match = re.search(order_regex, text)
-    except re.error as exc:
+        match = search_bounded(order_regex, text)
+    except PatternTimeout:
+        log.warning("enrichment: order_regex %r gave up after %gs on one message; it is stored "
+                    "without an order number (make the pattern simpler)",
+                    order_regex, CONFIG_REGEX_SECONDS)
+        return {}
+    except Exception as exc:                    # re.error or regex.error: both name the problem
         log.warning("enrichment: order_regex %r is invalid: %s", order_regex, exc)
         return {}
     if not match:
@@ -40,7 +82,7 @@ def extract_fields(text: str, order_regex: str | None = DEFAULT_ORDER_REGEX) -> 
         value = match.group("number")
     else:
         value = match.group(1) if match.groups() else match.group(0)
-    return {"order.number": value} if value else {}
+    return {"order.number": clean_line(value)} if value else {}
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -45,6 +45,7 @@ from agent_tui.knowledge.text import (
     strip_message,
     surface_words,
 )
+from agent_tui.limits import ANALYSIS_CHARS, bounded
 
 INDEX_VERSION = 7
 _PLACEHOLDER = re.compile(r"\{[^{}\s]*\}")
@@ -522,7 +523,8 @@ class Suggester:
 
     def raw_scores(self, text: str, subject: str = "") -> tuple[Any, dict[str, str], list[int]]:
         index = self._index
-        message = strip_message(text)
+        message = bounded(strip_message(bounded(text, 4 * ANALYSIS_CHARS)))
+        subject = bounded(subject, 1_000)
         ids, weights, origin = self._query(f"{subject}\n{message}" if subject else message)
         n_entries = len(index.entries)
         if not ids:

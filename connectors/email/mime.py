@@ -35,7 +35,7 @@ from email.utils import (
 )
 
 from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import clean_line, clean_text, safe_filename, safe_mime_type
 from connectors.base import InboundMessage, OutboundMessage
 from connectors.email.html_text import html_to_text
 from connectors.email.mimesplit import parse_structure
@@ -445,7 +445,7 @@ def _attachment_info(part: Message, path: str, content_type: str,
             subject = decode_header_value(str(inner[0].get("subject", ""))) if inner else ""
             name = (clean_line(subject) or "forwarded message") + ".eml"
         else:
-            name = f"part-{path}{mimetypes.guess_extension(content_type) or '.bin'}"
+            name = f"part-{path}{mimetypes.guess_extension(safe_mime_type(content_type)) or '.bin'}"
     size = 0
     try:
         if part.is_multipart():
@@ -455,7 +455,7 @@ def _attachment_info(part: Message, path: str, content_type: str,
     except Exception as exc:  # a broken part still gets listed
         _note(notes, f"part {path}: size unknown ({type(exc).__name__})")
     return AttachmentInfo(name=safe_filename(name, fallback=f"part-{path}"),
-                          content_type=content_type, size=size, ref=path)
+                          content_type=safe_mime_type(content_type), size=size, ref=path)
 
 
 def _walk(part: Message, path: str, depth: int, body: _Body, in_body: bool) -> None:
@@ -569,8 +569,9 @@ def _defect_text(defect: object) -> str:
 
 
 def _note(notes: list[str], text: str) -> None:
+    text = clean_line(text)[:200]    # notes quote the sender's headers and exceptions about them
     if text not in notes and len(notes) < MAX_DEFECTS:
-        notes.append(text[:200])
+        notes.append(text)
 
 
 # ---- auto flags ---------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ The config names the password as an `env:` reference; the server's process tree 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,12 @@ PASSWORD_ENV = "AGENT_TUI_TEST_SERVE_PASSWORD"
 PASSWORD = "Sesam-öffne-dich-42"          # non-ASCII: Basic auth is decoded as UTF-8
 SUBJECT = "Wo bleibt meine Bestellung"
 START_TIMEOUT = 15.0
+
+
+def basic_auth(password: str, user: str = "agent") -> dict[str, str]:
+    """The Authorization header a browser sends for `user` and `password`."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
 
 
 def seed_store(path: Path) -> None:
@@ -43,10 +50,17 @@ def seed_store(path: Path) -> None:
         store.close()
 
 
-def write_config(directory: Path, *, password: str | None = f"env:{PASSWORD_ENV}") -> Path:
+FAILURE_DELAY = 0.05     # [serve] failure_delay: wrong passwords cost a test little time
+
+
+def write_config(directory: Path, *, password: str | None = f"env:{PASSWORD_ENV}",
+                 serve: Mapping[str, str] | None = None) -> Path:
+    """The config; `serve` sets [serve] keys to TOML values (failure_delay has a test's default)."""
     directory.mkdir(parents=True, exist_ok=True)
     seed_store(directory / "agent.db")
-    lines = ['[agent]', 'name = "Mia"', '[store]', 'path = "agent.db"', '[serve]']
+    keys = {"failure_delay": str(FAILURE_DELAY), **(serve or {})}
+    lines = ['[agent]', 'name = "Mia"', '[store]', 'path = "agent.db"', '[serve]',
+             *(f"{key} = {value}" for key, value in keys.items())]
     if password is not None:
         lines.append(f'password = "{password}"')
     config = directory / "agent-tui.toml"
@@ -60,7 +74,12 @@ class Served:
     process: subprocess.Popen[str]
     port: int
     config: Path
-    log: Path
+    log: Path               # stdout and stderr
+
+    @property
+    def log_file(self) -> Path:
+        """The agent-tui log the server writes (AGENT_TUI_LOG_DIR)."""
+        return self.config.parent / "logs" / "agent-tui.log"
 
     @property
     def url(self) -> str:
@@ -94,8 +113,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def served(directory: Path) -> Iterator[Served]:
-    config = write_config(directory)
+def served(directory: Path, *, serve: Mapping[str, str] | None = None) -> Iterator[Served]:
+    config = write_config(directory, serve=serve)
     port = free_port()
     log = directory / "serve.out"
     with log.open("w") as out:

@@ -1,4 +1,5 @@
-"""`agent-tui serve` in headless Chromium (issue 10): the page shows the inbox, typing works.
+"""`agent-tui serve` in headless Chromium (issues 10, 17): the page shows the inbox, typing works,
+and guessing the password is slowed, then refused, until the lockout window has passed.
 
 Chromium is driven over the DevTools protocol with aiohttp (no WebDriver, no new dependency).
 The page logs in the way a person does: the server answers 401, the browser gives the password
@@ -20,7 +21,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import missing
-from tests.integration.serve_harness import PASSWORD, SUBJECT, Served, served
+from tests.integration.serve_harness import PASSWORD, SUBJECT, Served, basic_auth, served
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +54,8 @@ class DevTools:
         self.received: list[bytes] = []       # the terminal output the page got
         self.sent: list[str] = []             # what the page sent (stdin, resize...)
         self.changed = asyncio.Event()
+        self.passwords: Iterator[str] = itertools.repeat(PASSWORD)   # given when asked
+        self.asked: list[float] = []          # when the server asked for a password
         self.reader = asyncio.create_task(self._read())
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -80,9 +83,13 @@ class DevTools:
         if method == "Fetch.requestPaused":
             self._reply("Fetch.continueRequest", requestId=params["requestId"])
         elif method == "Fetch.authRequired":
+            self.asked.append(time.monotonic())
+            password = next(self.passwords, None)
+            answer = ({"response": "CancelAuth"} if password is None else
+                      {"response": "ProvideCredentials", "username": "colleague",
+                       "password": password})
             self._reply("Fetch.continueWithAuth", requestId=params["requestId"],
-                        authChallengeResponse={"response": "ProvideCredentials",
-                                               "username": "colleague", "password": PASSWORD})
+                        authChallengeResponse=answer)
         elif method == "Network.webSocketFrameReceived":
             frame = params["response"]
             if frame["opcode"] == 2:
@@ -99,7 +106,8 @@ class DevTools:
         return _CONTROL.sub("", b"".join(self.received[since:]).decode("utf-8", "replace"))
 
     async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                                 awaitPromise=True)
         return result["result"].get("value")
 
     async def until(self, what: str, check: Callable[[], bool]) -> None:
@@ -128,6 +136,20 @@ class DevTools:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Served]:
     with served(tmp_path / "serve") as running:
+        yield running
+
+
+FIRST_DELAY = 0.1          # seconds; then 0.2, 0.4, 0.8
+LOCKOUT_AFTER = 5
+LOCKOUT_SECONDS = 3.0
+GUESSES = 20
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[Served]:
+    limits = {"failure_delay": str(FIRST_DELAY), "lockout_after": str(LOCKOUT_AFTER),
+              "lockout_minutes": str(LOCKOUT_SECONDS / 60)}
+    with served(tmp_path / "serve", serve=limits) as running:
         yield running
 
 
@@ -193,3 +215,52 @@ async def test_the_browser_shows_the_inbox_and_typing_works(server: Served,
         await page.press("Enter", "Enter", 13, "\r")
         await page.until("the search results", lambda: "Search: Bestellung" in page.screen(before))
         assert any(json.loads(frame)[0] == "stdin" for frame in page.sent)
+
+
+def _wrong(numbers: Iterable[int]) -> list[str]:
+    return [f"falsch-{number}" for number in numbers]
+
+
+async def test_guessing_the_password_is_slowed_then_refused_until_the_window_passes(
+        guarded: Served, tmp_path: Path) -> None:
+    async with chromium(tmp_path / "chromium") as page:
+        await page.call("Network.enable")
+        await page.call("Fetch.enable", handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        lockout_page = "document.body.innerText.includes('too many wrong passwords')"
+
+        # A person at the password dialog, wrong each time: each answer comes twice as late.
+        page.passwords = iter(_wrong(range(1, GUESSES + 1)))
+        await page.call("Page.navigate", url=guarded.url + "/")
+        await page.until_js("the lockout page", lockout_page)
+        assert len(page.asked) == LOCKOUT_AFTER          # the last guess locked the address out
+        waits = [later - earlier for earlier, later in itertools.pairwise(page.asked)]
+        for number, waited in enumerate(waits):
+            assert waited >= FIRST_DELAY * 2 ** number * 0.95, waits
+
+        # The rest of the 20 guesses, and then the right password: refused, none even checked.
+        guesses = [basic_auth(p)["Authorization"]
+                   for p in [*_wrong(range(LOCKOUT_AFTER + 1, GUESSES + 1)), PASSWORD]]
+        answers = await page.evaluate(f"""(async () => {{
+            const statuses = [];
+            for (const authorization of {json.dumps(guesses)}) {{
+                const response = await fetch("/", {{headers: {{Authorization: authorization}}}});
+                statuses.push(response.status);
+            }}
+            return statuses;
+        }})()""")
+        assert answers == [429] * (GUESSES - LOCKOUT_AFTER + 1)
+        log = guarded.log_file.read_text()
+        assert log.count("(wrong password)") == LOCKOUT_AFTER - 1
+        assert log.count(f"after {LOCKOUT_AFTER} wrong passwords") == 1
+        assert "falsch" not in log and PASSWORD not in log
+
+        # After the window the right password opens the inbox: reload until it does.
+        page.passwords = itertools.repeat(PASSWORD)
+        deadline = time.monotonic() + TIMEOUT
+        while await page.evaluate(lockout_page):
+            assert time.monotonic() < deadline, "still locked out"
+            await asyncio.sleep(0.2)         # polling the lockout's end, with a deadline
+            await page.call("Page.navigate", url=guarded.url + "/")
+            await page.until_js("a page", "document.readyState === 'complete'")
+        await page.until("the inbox", lambda: SUBJECT in page.screen())
+        assert len(page.asked) == LOCKOUT_AFTER + 1      # asked once more, after the window

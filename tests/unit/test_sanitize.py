@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from agent_tui.sanitize import clean_line, clean_text, safe_filename
+from agent_tui.sanitize import (
+    clean_json,
+    clean_line,
+    clean_text,
+    safe_filename,
+    safe_mime_type,
+    terminal_safe_output,
+)
 
 
 @pytest.mark.parametrize(("hostile", "expected"), [
@@ -91,3 +100,82 @@ def test_safe_filename_keeps_the_extension_when_shortened() -> None:
 def test_safe_filename_fallback() -> None:
     assert safe_filename("///", fallback="part-2") == "___"
     assert safe_filename(" . ", fallback="part-2") == "part-2"
+
+
+# Invisible characters, one row per class (issue 17): what is removed, and what emoji and scripts
+# need kept.
+@pytest.mark.parametrize(("text", "expected"), [
+    # Unicode tag characters hide ASCII text ("ASCII smuggling") ...
+    ("pay\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065ment", "payment"),
+    ("\U000e0001\U000e0065\U000e006elang tag", "lang tag"),
+    # ... but a subdivision flag (England) is a black flag, tag letters and a cancel tag.
+    ("\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f ok",
+     "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f ok"),
+    ("\U0001f3f4\U000e0067\U000e0062 unterminated", "\U0001f3f4 unterminated"),
+    # Invisible math operators and deprecated format controls.
+    ("x\u2061y\u2062z\u2063w\u2064", "xyzw"),
+    ("a\u206ab\u206bc\u206cd\u206de\u206ff", "abcdef"),
+    # Soft hyphen, Mongolian vowel separator, interlinear annotation.
+    ("pass\u00adword", "password"),
+    ("a\u180eb", "ab"),
+    ("\ufff9annotated\ufffa\ufffb", "annotated"),
+    # Hangul fillers: a "blank" name.
+    ("\u3164\u3164", ""),
+    ("\u115f\u1160name\uffa0", "name"),
+    # Variation selectors after no emoji carry hidden data ...
+    ("a\ufe0fb\ufe0ec", "abc"),
+    ("secret\U000e0100\U000e0101", "secret"),
+    # ... and stay after an emoji, in a keycap, and as ideographic variants after a CJK ideograph.
+    ("\u2764\ufe0f thanks", "\u2764\ufe0f thanks"),
+    ("\u263a\ufe0e", "\u263a\ufe0e"),
+    ("1\ufe0f\u20e3", "1\ufe0f\u20e3"),
+    ("\u845b\U000e0100", "\u845b\U000e0100"),
+    # ZWJ/ZWNJ: kept inside emoji sequences and scripts, removed next to ASCII or each other.
+    ("\u2764\ufe0f\u200d\U0001f525", "\u2764\ufe0f\u200d\U0001f525"),
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+     "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"),
+    ("\u0915\u094d\u200d\u0937", "\u0915\u094d\u200d\u0937"),
+    ("pay\u200dpal", "paypal"),
+    ("pay\u200cpal", "paypal"),
+    ("\u200dstart", "start"),
+    ("\U0001f468\u200d\u200d\U0001f469", "\U0001f468\U0001f469"),
+])
+def test_clean_text_removes_invisible_characters(text: str, expected: str) -> None:
+    assert clean_text(text) == expected
+
+
+def test_clean_text_leaves_ordinary_text_untouched() -> None:
+    text = "Grüße aus Köln – Bestellung #12345 🎉\n\tZeile zwei"
+    assert clean_text(text) is text
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("application/PDF", "application/pdf"),
+    ("text/plain; charset=utf-8", "text/plain"),
+    ("image/svg+xml", "image/svg+xml"),
+    ("application/x\x1b[31mevil", "application/octet-stream"),
+    ("image/png\x1b]8;;http://evil\x07", "application/octet-stream"),
+    ("text/\u202ehtml", "application/octet-stream"),
+    ("no-slash", "application/octet-stream"),
+    ("", "application/octet-stream"),
+    ("a/b/c", "application/octet-stream"),
+])
+def test_safe_mime_type(value: str, expected: str) -> None:
+    assert safe_mime_type(value) == expected
+
+
+def test_safe_mime_type_fallback_is_the_callers() -> None:
+    assert safe_mime_type("\x1b[0m", "audio/ogg") == "audio/ogg"
+
+
+def test_clean_json_cleans_every_string_and_key() -> None:
+    assert clean_json({"a\x1b[1m": ["x\x9b2J", {"k": "\u202ey"}], "n": 3, "none": None}) == \
+        {"a": ["x", {"k": "y"}], "n": 3, "none": None}
+
+
+def test_terminal_safe_output_filters_stdout_and_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    with terminal_safe_output():
+        print("subject \x1b]0;title\x07here")
+        print("err \x1b[2J", file=sys.stderr)
+    captured = capsys.readouterr()
+    assert captured.out == "subject here\n" and captured.err == "err \n"

@@ -131,3 +131,18 @@ async def test_reconcile_always_asks_a_person() -> None:
         await connector.send(OutboundMessage(channel=Channel.TELEGRAM, to="kim@example.org",
                                              text="Hallo", idempotency_key="k"))
     await connector.close()
+
+
+def test_attachment_types_and_names_from_telegram_are_sanitised() -> None:
+    from telegram import Chat, Document, Message, Voice
+
+    message = Message(
+        message_id=7, date=datetime.now(UTC), chat=Chat(id=1, type="private"),
+        document=Document(file_id="f1", file_unique_id="u1",
+                          file_name="..\u202efdp.exe",
+                          mime_type="application/pdf\x1b]52;c;eA==\x07"),
+        voice=Voice(file_id="f2", file_unique_id="u2", duration=3, mime_type="\x9b2J"))
+    document, voice = TelegramConnector._attachments(message)
+    assert document.content_type == "application/octet-stream"
+    assert "\u202e" not in document.name and not document.name.startswith(".")
+    assert voice.content_type == "audio/ogg"
