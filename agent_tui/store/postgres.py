@@ -206,7 +206,7 @@ class PostgresStore(SqlStore):
     ts_out = staticmethod(_same)
     json = staticmethod(_jsonb)
     json_out = staticmethod(_same)
-    scrub = staticmethod(_text)
+    storable = staticmethod(_text)
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url

@@ -220,7 +220,7 @@ class SqlStore:
     ts_out: Callable[[Any], datetime]       # ... and back (never called with NULL)
     json: Callable[[Any], Any]              # a list or dict as the database stores it
     json_out: Callable[[Any], Any]          # ... and back
-    scrub: Callable[[str], str]             # text as the database can store it (NUL)
+    storable: Callable[[str], str]          # text as the database can store it (NUL)
 
     _conversation: Callable[[Sequence[Any]], Conversation]     # made for each dialect
     _message: Callable[[Sequence[Any]], Message]
@@ -330,7 +330,7 @@ class SqlStore:
             db.execute("UPDATE messages SET delivery_status=? WHERE id=?",
                        (m.delivery_status, message_id))
             changed = True
-        if m.extra.get("edited") and self.scrub(m.text) != text:
+        if m.extra.get("edited") and self.storable(m.text) != text:
             db.execute("UPDATE messages SET text=?, edited=1 WHERE id=?", (m.text, message_id))
             changed = True
         if changed:

@@ -110,7 +110,7 @@ class SqliteStore(SqlStore):
     json_out = staticmethod(_loads)
 
     @staticmethod
-    def scrub(text: str) -> str:
+    def storable(text: str) -> str:
         return text
 
     def __init__(self, path: str | Path, *, key: str | None = None) -> None:
