@@ -553,12 +553,13 @@ def _cmd_store_migrate(args: argparse.Namespace) -> int:
         if config.store.is_postgres:
             raise _usage("[store] path is already PostgreSQL; name the SQLite file with --from")
         source, key = config.store.path, store_key(config.store)
+    from agent_tui.sanitize import unfiltered
+
     show: Callable[[str, int, int], None] | None = None
     if not args.json and sys.stderr.isatty():
         def show(table: str, done: int, total: int) -> None:
             end = "\n" if done >= total else ""
-            # Our own control sequence: past the filter that keeps customers' from the terminal.
-            stderr = getattr(sys.stderr, "target", sys.stderr)
+            stderr = unfiltered(sys.stderr)          # our own control sequence
             stderr.write(f"\r\033[K{table}: {done}/{total}{end}")
             stderr.flush()
     result = migrate(source, args.to, progress=show, key=key)

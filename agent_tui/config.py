@@ -394,7 +394,11 @@ def _split_dotted(dotted: str) -> list[str]:
     parts = []
     for raw in _KEY_PARTS.findall(dotted):
         if raw.startswith('"'):
-            parts.append(json.loads(raw))
+            # A TOML basic string, escapes and all (\U0001F600 is no JSON): tomllib reads it.
+            try:
+                parts.append(next(iter(tomllib.loads(f"{raw} = 0"))))
+            except tomllib.TOMLDecodeError:
+                parts.append(raw[1:-1])
         elif raw.startswith("'"):
             parts.append(raw[1:-1])
         else:
@@ -668,15 +672,20 @@ class _Loader:
                 raise self.error((*t.where, "encryption_key"), "encrypts only a SQLite store; "
                                  "for PostgreSQL use the server's disk encryption")
             return StoreConfig(value)
-        return StoreConfig(str(self.resolve_path(value)), key)
+        return StoreConfig(str(self.resolve_path(t, "path", value)), key)
 
     def knowledge(self, t: _Table) -> KnowledgeConfig:
         t.check_unknown(KNOWN_KEYS["knowledge"])
         value = t.get_str("path", "knowledge.toml")
-        return KnowledgeConfig(self.resolve_path(value), t.get_bool("embeddings", False))
+        return KnowledgeConfig(self.resolve_path(t, "path", value),
+                               t.get_bool("embeddings", False))
 
-    def resolve_path(self, value: str) -> Path:
-        return (self.base_dir / Path(value).expanduser()).absolute()
+    def resolve_path(self, t: _Table, key: str, value: str) -> Path:
+        try:
+            return (self.base_dir / Path(value).expanduser()).absolute()
+        except RuntimeError:        # "~name/..." for a user this system does not know
+            raise self.error((*t.where, key), f"cannot expand {_describe(value)}: no home "
+                             "directory for that user") from None
 
     def automation(self, t: _Table) -> AutomationConfig:
         t.check_unknown(KNOWN_KEYS["automation"])
@@ -831,8 +840,11 @@ class _Loader:
         return url.rstrip("/")
 
     def check_url(self, t: _Table, key: str, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(url)
+        except ValueError:          # "http://[::1": an unclosed IPv6 address
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.error((*t.where, key), f"expected an http(s) URL, got {_describe(url)}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise self.error((*t.where, key), "plain http is allowed only to loopback hosts; "
@@ -970,7 +982,7 @@ class _Loader:
         if order_regex is not None:
             try:
                 re.compile(order_regex)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:   # a{99999999999}, ((((...
                 raise self.error((*t.where, "order_regex"),
                                  f"invalid regular expression: {exc}") from None
         command = t.get_str("command", None)

@@ -10,6 +10,15 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 
+def one_line(text: str) -> str:
+    """`text` with each character that is not printable (line breaks, tabs, controls, bidi and
+    other format characters, lone surrogates) written as its Python escape: messages quote keys
+    and values from files, and must stay one line that cannot steer the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class AgentTuiError(Exception):
     """Base for every error meant to be shown to the user as one line."""
 
@@ -38,7 +47,7 @@ class ConfigError(UsageError):
             where = path if line is None else f"{path}:{line}"
         what = " ".join(p for p in (section, key and f"'{key}'") if p)
         prefix = ": ".join(p for p in (where, what) if p)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__(one_line(f"{prefix}: {message}" if prefix else message))
 
 
 class SecretError(AgentTuiError):

@@ -169,6 +169,11 @@ class TerminalSafeStream(io.TextIOBase):
         return getattr(self.target, "encoding", "utf-8")
 
 
+def unfiltered(stream: TextIO) -> TextIO:
+    """The stream under a TerminalSafeStream, for our own progress lines (\\r, erase line)."""
+    return stream.target if isinstance(stream, TerminalSafeStream) else stream
+
+
 @contextlib.contextmanager
 def terminal_safe_output() -> Iterator[None]:
     """sys.stdout and sys.stderr through TerminalSafeStream for the duration."""
@@ -198,25 +203,45 @@ def safe_mime_type(value: str, fallback: str = OCTET_STREAM) -> str:
 
 
 _UNSAFE_NAME_CHARS = re.compile(r'[/\\:*?"<>|]')
-MAX_NAME_LENGTH = 200
+# File systems limit a name in bytes, not characters: 255 on ext4, XFS, btrfs, ZFS and APFS. A saved
+# file may get a copy number, " (9999)" at the most (agent_tui.engine.files), so a safe name leaves
+# room for it.
+NAME_MAX_BYTES = 255
+COPY_NUMBER_ROOM = len(" (9999)")
+MAX_NAME_BYTES = NAME_MAX_BYTES - COPY_NUMBER_ROOM
+# What a shortened name keeps, and what a copy number goes before: ".pdf", ".tar.gz".
+_EXTENSION = re.compile(r"(?:\.tar)?\.\w{1,10}$", re.IGNORECASE)
+DEFAULT_NAME = "attachment"
 
 
-def safe_filename(name: str, fallback: str = "attachment") -> str:
+def split_extension(name: str) -> tuple[str, str]:
+    """"report.pdf" -> ("report", ".pdf"), "a.tar.gz" -> ("a", ".tar.gz"), "README" -> ("README",
+    ""); "v1.2 notes" has none (an extension is short and has no space)."""
+    found = _EXTENSION.search(name)
+    if found is None or found.start() == 0:
+        return name, ""
+    return name[:found.start()], found.group()
+
+
+def safe_filename(name: str, fallback: str = DEFAULT_NAME) -> str:
     """An attachment name that is safe to create in a directory (invariant 4).
 
     No path separators, no `..`, no leading dot or dash, no control or bidi characters, at most
-    200 characters (keeping the extension).
-    """
+    MAX_NAME_BYTES of UTF-8 (cut on a character boundary, keeping the extension). `fallback`
+    (made safe the same way) if nothing is left."""
+    return _safe_name(name) or _safe_name(fallback) or DEFAULT_NAME
+
+
+def _safe_name(name: str) -> str:
     name = unicodedata.normalize("NFC", clean_line(name))
-    name = _UNSAFE_NAME_CHARS.sub("_", name)
-    # A leading dash would read as an option to the command a person opens the file with.
-    name = name.replace("..", "_").strip(" .").lstrip("-")
-    if not name:
-        return fallback
-    if len(name) > MAX_NAME_LENGTH:
-        stem, dot, ext = name.rpartition(".")
-        if dot and 0 < len(ext) <= 10:
-            name = stem[: MAX_NAME_LENGTH - len(ext) - 1] + "." + ext
-        else:
-            name = name[:MAX_NAME_LENGTH]
-    return name
+    name = _UNSAFE_NAME_CHARS.sub("_", name).replace("..", "_")
+    # A leading dash would read as an option to the command a person opens the file with, a
+    # leading dot hides the file; trailing dots and spaces vanish on some file systems.
+    name = name.lstrip(" .-").rstrip(" .")
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    stem, extension = split_extension(name)
+    room = MAX_NAME_BYTES - len(extension.encode())
+    # A cut through a multi-byte character leaves an incomplete last one: "ignore" drops it.
+    stem = stem.encode()[:room].decode("utf-8", "ignore").rstrip(" .")
+    return stem + extension

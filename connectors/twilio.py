@@ -70,7 +70,6 @@ WHATSAPP_PREFIX = "whatsapp:"
 CURSOR_VERSION = 1
 QUERY_OVERLAP = timedelta(days=1)          # date-granular filters: start a day early
 STATUS_WINDOW = timedelta(days=2)          # how long our own messages' statuses are followed
-RECONCILE_LOOKBACK = timedelta(days=1)
 CLOCK_SKEW = timedelta(minutes=2)          # local clock vs Twilio's, and its whole seconds
 VOICEMAIL_WAIT = timedelta(minutes=30)     # then show a voicemail without its transcription
 MISSED_CALL_STATUSES = frozenset({"no-answer", "busy"})
@@ -626,24 +625,33 @@ class TwilioConnector(Connector):
                              retry_after=self._backoff(1))
 
     async def reconcile(self, message: OutboundMessage, attempted_at: datetime) -> str | None:
-        """Look for the message among ours to that number since the attempt; its SID or None."""
+        """Look for the message among ours to that number since the attempt; its SID or None.
+
+        Matched on to/from/body and `date_created`: a message Twilio still holds (queued,
+        accepted, sending) has no `date_sent` yet, so a DateSent filter would miss exactly the
+        message a timed-out send most likely left there. The list comes newest first; paging
+        stops at the first page that lies wholly before the attempt.
+        """
         from_, to = self._route(message)
-        attempted_at = _aware(attempted_at)
-        since = (attempted_at - RECONCILE_LOOKBACK).date().isoformat()
+        earliest = _aware(attempted_at) - CLOCK_SKEW
         template = message.extra.get("template")
 
         async def first_page() -> Any:
             return await self._account.messages.page_async(
-                to=to, from_=from_, date_sent_after=since, page_size=self.settings.page_size)
+                to=to, from_=from_, page_size=self.settings.page_size)
 
         async for records in self._pages(first_page, f"looking for a message to {to}"):
+            before = 0
             for record in records:
-                created = record.date_created or record.date_sent
+                created = record.date_created
+                if not isinstance(created, datetime) or created < earliest:
+                    before += 1
+                    continue
                 if (str(record.direction or "").startswith("outbound")
-                        and isinstance(created, datetime)
-                        and created >= attempted_at - CLOCK_SKEW
                         and (template or (record.body or "").strip() == message.text.strip())):
                     return str(record.sid)
+            if records and before == len(records):
+                break
         return None
 
     async def check(self) -> str:

@@ -1,5 +1,5 @@
 """Saving a message's attachments to a directory: names made safe, nothing ever overwritten
-(DESIGN.md invariant 4).
+(DESIGN.md invariant 4, kept by agent_tui.engine.files).
 
 The store keeps each attachment's name, type, size and `ref`, not its bytes. A mail's bytes come
 from its source, which the store keeps (`get_raw`), through the MIME code that listed the parts.
@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_tui.config import Config
+from agent_tui.engine.files import write_new
 from agent_tui.errors import AgentTuiError
 from agent_tui.model import AttachmentInfo, Channel, Message
-from agent_tui.sanitize import safe_filename
 from agent_tui.store.base import StoreBackend
 from connectors.base import ConnectorError
-
-MAX_COPIES = 10_000     # "name (9999).pdf" is the last try; a directory that full is a mistake
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,34 +73,6 @@ def attachment_bytes_of(store: StoreBackend, message: Message, attachment: Attac
     from connectors.email.mime import attachment_bytes
 
     return attachment_bytes(raw, attachment.ref)
-
-
-def candidate_paths(directory: Path, name: str) -> Iterator[Path]:
-    """`directory/name` made safe, then `name (1).ext`, `name (2).ext`... ("a.tar.gz" becomes
-    "a (1).tar.gz")."""
-    safe = safe_filename(name)
-    suffixes = Path(safe).suffixes
-    suffix = "".join(suffixes[-2:]) if suffixes[-2:-1] == [".tar"] else "".join(suffixes[-1:])
-    stem = safe[: len(safe) - len(suffix)] if suffix else safe
-    yield directory / safe
-    for n in range(1, MAX_COPIES):
-        yield directory / f"{stem} ({n}){suffix}"
-
-
-def write_new(directory: Path, name: str, data: bytes) -> Path:
-    """Write `data` to a file in `directory` that did not exist before, and return its path.
-
-    O_EXCL makes creating the file and checking that it is new one step, so neither another
-    process nor a symlink planted in the directory can make this overwrite anything."""
-    for path in candidate_paths(directory, name):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return path
-    raise FileExistsError(f"{directory}: {MAX_COPIES} files named like {name!r} already")
 
 
 def save_attachments(store: StoreBackend, message: Message, directory: str | os.PathLike[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,26 +10,15 @@ from typing import Any
 
 from agent_tui import views
 from agent_tui.config import Config
+from agent_tui.engine.files import write_new
 from agent_tui.errors import AgentTuiError, UsageError
 from agent_tui.model import Channel
-from agent_tui.sanitize import safe_filename
 from agent_tui.store import StoreBackend
 from connectors.base import ConnectorError
 
 
 class RemoteEraseError(AgentTuiError):
     """The mail server could not delete a person's mail (exit 1; the store is left as it was)."""
-
-
-def _unique(directory: Path, name: str) -> Path:
-    """A path in `directory` that does not exist yet: saving never overwrites (invariant 4)."""
-    candidate = directory / safe_filename(name)
-    stem, suffix = candidate.stem, candidate.suffix
-    n = 1
-    while candidate.exists():
-        candidate = directory / f"{stem} ({n}){suffix}"
-        n += 1
-    return candidate
 
 
 def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str, Any]:
@@ -59,10 +47,7 @@ def export_contact(store: StoreBackend, contact_id: int, out: Path) -> dict[str,
                         data = None
                     if data is not None:
                         files.mkdir(exist_ok=True, mode=0o700)
-                        path = _unique(files, attachment.name)
-                        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                        with os.fdopen(fd, "wb") as handle:
-                            handle.write(data)
+                        path = write_new(files, attachment.name, data)
                         entry["file"] = str(path.relative_to(out))
                         attachment_count += 1
                 saved.append(entry)

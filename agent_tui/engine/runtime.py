@@ -23,6 +23,7 @@ from agent_tui.engine.outbox import FlushResult, OutboxSender
 from agent_tui.engine.replies import ReplyResult, queue_reply
 from agent_tui.engine.sync import Enricher, SyncResult, after_ingest, sync_account
 from agent_tui.errors import AgentTuiError, UsageError
+from agent_tui.sanitize import unfiltered
 from agent_tui.secrets import resolve_account_secret
 from agent_tui.store import OutboxRow, StoreBackend
 from connectors.base import Connector, ConnectorError, InboundMessage
@@ -124,8 +125,9 @@ def _terminal_progress() -> Callable[[str, int], None] | None:
         return None
 
     def show(account: str, fetched: int) -> None:
-        sys.stderr.write(f"\r{account}: {fetched} messages fetched ")
-        sys.stderr.flush()
+        stderr = unfiltered(sys.stderr)
+        stderr.write(f"\r{account}: {fetched} messages fetched ")
+        stderr.flush()
 
     return show
 
@@ -145,7 +147,7 @@ async def sync_once(config: Config, store: StoreBackend, *, only: str | None = N
     finally:
         await connectors.close()
         if show:
-            sys.stderr.write("\r\x1b[K")
+            unfiltered(sys.stderr).write("\r\x1b[K")
     for name, error in connectors.errors.items():
         results.append(SyncResult(name, error=error, error_kind="config"))
     order = [a.name for a in config.accounts]

@@ -8,14 +8,13 @@ Only one process fetches an account at a time (invariant 10): the fetch lease is
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent_tui.engine.contacts import DEFAULT_REGION, propose_merges
+from agent_tui.engine.leases import dead_here, describe, holder_id
 from agent_tui.store import StoreBackend
 from connectors.base import AuthError, ConflictError, Connector, ConnectorError
 
@@ -23,11 +22,6 @@ log = logging.getLogger(__name__)
 
 CURSOR_KEY = "main"
 FETCH_LEASE_SECONDS = 120
-
-
-def holder_id() -> str:
-    """Who holds a lease: host and pid, so a dead process's lease can be recognised."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def fetch_lease_name(account: str) -> str:
@@ -54,7 +48,7 @@ class SyncResult:
 
     def summary_line(self) -> str:
         if self.error_kind == "busy":
-            return f"{self.account}: skipped, {self.error}"
+            return f"{self.account}: NOT FETCHED: {self.error}"
         if self.error:
             return f"{self.account}: FAILED: {self.error}"
         return (f"{self.account}: {self.new} new, {self.duplicates} already stored"
@@ -87,6 +81,19 @@ async def after_ingest(store: StoreBackend, new_message_ids: list[int], *,
     return assign(new_message_ids) if assign is not None else {}
 
 
+def _acquire_fetch_lease(store: StoreBackend, lease: str, holder: str) -> bool:
+    """Take the lease, or take it over from a process of this host that died holding it (a
+    killed sync restarted at once must not wait for the lease to expire)."""
+    if store.acquire_lease(lease, holder, FETCH_LEASE_SECONDS):
+        return True
+    current = store.lease_holder(lease)
+    if current is None or not dead_here(current):
+        return False
+    log.info("taking over %s from %s, which no longer runs", lease, current)
+    store.release_lease(lease, current)     # only if still that holder; two restarts race safely
+    return store.acquire_lease(lease, holder, FETCH_LEASE_SECONDS)
+
+
 async def sync_account(store: StoreBackend, connector: Connector, account: str, *,
                        progress: Progress | None = None,
                        enrich: Enricher | None = None,
@@ -97,13 +104,24 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
     started = time.monotonic()
     holder = holder_id()
     lease = fetch_lease_name(account)
-    if not store.acquire_lease(lease, holder, FETCH_LEASE_SECONDS):
-        result.error = f"another process ({store.lease_holder(lease)}) is fetching it"
+    if not _acquire_fetch_lease(store, lease, holder):
+        who = store.lease_holder(lease)
+        result.error = (f"another agent-tui process ({describe(who) if who else 'unknown'}) is "
+                        "fetching this account; what it fetches lands in the same store")
         result.error_kind = "busy"
         return result
     try:
         cursor = store.get_cursor(account, CURSOR_KEY)
         async for batch in connector.fetch(cursor):
+            # Enrichment of the last batch may have outlasted the lease: another process may be
+            # fetching now, and storing this batch (and its cursor) would race it.
+            if not store.renew_lease(lease, holder, FETCH_LEASE_SECONDS):
+                who = store.lease_holder(lease)
+                result.error = (f"lost the fetch lease to {describe(who) if who else 'nobody'}; "
+                                "stopped before storing more (nothing is lost: the next run "
+                                "fetches the rest)")
+                result.error_kind = "busy"
+                break
             outcome = store.ingest(account, batch.messages, cursor_key=CURSOR_KEY,
                                    cursor=batch.cursor)
             result.fetched += len(batch.messages)
@@ -114,7 +132,6 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
             result.conversation_ids.update(outcome.conversation_ids)
             if batch.read_elsewhere:
                 store.mark_read_elsewhere(account, batch.read_elsewhere)
-            store.renew_lease(lease, holder, FETCH_LEASE_SECONDS)
             result.assigned.update(await after_ingest(
                 store, outcome.new_message_ids, enrich=enrich, assign=assign, region=region))
             if progress:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent_tui.errors import ConfigError
+from agent_tui.errors import ConfigError, one_line
 
 KNOWN_KEYS = frozenset({"id", "title", "lang", "keywords", "examples", "body", "short",
                         "channels", "auto"})
@@ -80,7 +80,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         entry = f" entry '{self.entry_id}'" if self.entry_id else ""
-        return f"{where}:{entry} {self.severity}: {self.message}"
+        return one_line(f"{where}:{entry} {self.severity}: {self.message}")
 
 
 def placeholders_in(text: str) -> list[str]:
@@ -163,6 +163,9 @@ def _check(path: Path, text: str, enrichment_fields: Collection[str] | None,
     raw_entries = data.get("entry", [])
     if not isinstance(raw_entries, list) or not raw_entries:
         problems.append(Problem("error", file, None, None, "no [[entry]] tables"))
+        return problems, []
+    if not all(isinstance(raw, dict) for raw in raw_entries):   # `entry = [1, 2]`
+        problems.append(Problem("error", file, None, None, "'entry' must be [[entry]] tables"))
         return problems, []
     located = _locate_entries(text)
     entries: list[Entry] = []

@@ -12,11 +12,13 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.keys import _normalize_key_list  # how Textual reads keymap keys ('?')
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from agent_tui.automation.business_hours import BusinessHours
 from agent_tui.config import DEFAULT_THEME, Config
 from agent_tui.errors import AgentTuiError
+from agent_tui.sanitize import clean_line, clean_text
 from agent_tui.store.base import StoreBackend
 from agent_tui.ui.screens.inbox import InboxScreen
 from agent_tui.ui.views import InboxView, all_views
@@ -81,6 +83,15 @@ class AgentApp(App[int]):
             # of the default theme's true colours.
             self.theme = SIXTEEN_COLOUR_THEME
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every notification is literal text, whoever asks for it (screens and widgets pass
+        `markup=True` by default): most quote what an agent typed, a customer sent or a server
+        answered, and markup there would style, link or run actions, and a stray `[/]` crashed
+        the app. `markup` is accepted for Textual's signature and ignored."""
+        super().notify(clean_text(message), title=clean_line(title), severity=severity,
+                       timeout=timeout, markup=False)
+
     def on_mount(self) -> None:
         self.push_screen(InboxScreen())
         self.cold_start_seconds = time.perf_counter() - STARTED
@@ -107,7 +118,7 @@ class AgentApp(App[int]):
             suggester = load_suggester(self.config)
         except AgentTuiError as exc:
             self.deliver(partial(self.notify, str(exc), title="Knowledge file",
-                                 severity="warning", markup=False))
+                                 severity="warning"))
             return
         self.deliver(setattr, self, "suggester", suggester)
 
@@ -187,7 +198,7 @@ class AgentApp(App[int]):
                 taker = given[lost[0]]
                 self.notify(f"[ui.keymap] gave {', '.join(lost)} to {taker.description!r} "
                             f"({taker.id}): {binding.description!r} ({binding.id}) lost it",
-                            title="Keymap", severity="warning", markup=False, timeout=8)
+                            title="Keymap", severity="warning", timeout=8)
 
     def action_stats(self) -> None:
         from agent_tui.ui.screens.stats import open_stats

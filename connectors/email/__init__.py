@@ -123,6 +123,43 @@ class EmailFetchBatch(FetchBatch):
     flag_changes: list[FlagChange] = field(default_factory=list)
 
 
+PARENT_CHECK_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def parse_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for parsing a big sync; they end with this process."""
+    # spawn, not fork: this process has threads (IMAP connections, IDLE).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a parse worker: end when the process that started it ends, however it ends.
+
+    A killed `sync` must not leave workers behind that hold its stdout open (a pipeline after
+    it would never end). Linux's PR_SET_PDEATHSIG signals at once; a thread that watches the
+    parent's pid covers the rest (other systems, and a parent that died before this ran).
+    """
+    import ctypes
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            threading.Event().wait(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     """An abandoned prefetch must not warn about an exception nobody retrieved."""
     if not future.cancelled():
@@ -256,9 +293,7 @@ class EmailConnector(Connector):
         workers = min(os.cpu_count() or 1, 4)
         pool = None
         if workers > 1 and len(uids) >= self.settings.parallel_parse_min:
-            # spawn, not fork: this process has threads (IMAP connections, IDLE).
-            pool = ProcessPoolExecutor(max_workers=workers,
-                                       mp_context=multiprocessing.get_context("spawn"))
+            pool = parse_pool(workers)
         loop = asyncio.get_running_loop()
         outbound = folder == self.settings.sent_folder
         in_flight: deque[tuple[list[RawMessage], asyncio.Future[list[InboundMessage]]]] = deque()

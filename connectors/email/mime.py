@@ -38,7 +38,7 @@ from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction
 from agent_tui.sanitize import clean_line, clean_text, safe_filename, safe_mime_type
 from connectors.base import InboundMessage, OutboundMessage
 from connectors.email.html_text import html_to_text
-from connectors.email.mimesplit import parse_structure
+from connectors.email.mimesplit import parse_structure, raw_payload
 
 __all__ = [
     "attachment_bytes",
@@ -83,9 +83,11 @@ def _codec_for(label: str | None) -> str | None:
         return None
     name = _SUPERSETS.get(name, name)
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        codec = codecs.lookup(name).name
+        "".encode(codec)            # rot13, base64, zlib, "undefined": codecs, but no charsets
+    except (LookupError, ValueError):   # ValueError: a NUL in the label; UnicodeError is one too
         return None
+    return codec
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -100,7 +102,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         return _utf8_or_cp1252(data)
     try:
         return data.decode(codec)
-    except UnicodeDecodeError:
+    except UnicodeError:            # also idna's and punycode's, which are no UnicodeDecodeError
         pass
     if codec == "utf-8":
         if _UTF8_SEQUENCE.search(data):
@@ -114,7 +116,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def _decodes_mostly(data: bytes, codec: str) -> bool:
     try:
         text = data.decode(codec, errors="replace")
-    except LookupError:
+    except (LookupError, UnicodeError):
         return False
     return text.count("\ufffd") * 20 < max(1, len(text))
 
@@ -218,7 +220,7 @@ def decode_header_value(value: str, charset_hint: str | None = None) -> str:
 # ---- addresses, ids, dates ----------------------------------------------------------------------
 
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
-_MSG_ID_BAD = re.compile(r"[\s<>\x00-\x1f\x7f]")
+_MSG_ID_BAD = re.compile(r"[\s<>\x00-\x1f\x7f-\x9f]")   # C1 too: ids reach --json and replies
 
 
 def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[tuple[str, str]]:
@@ -235,8 +237,13 @@ def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[t
     def restore(text: str) -> str:
         return _PLACEHOLDER.sub(lambda m: words[int(m.group(1))], text) if words else text
 
-    texts = [_ENCODED_WORD.sub(hide, _header_text(v, charset_hint)) for v in raw_values]
-    for name, address in _simple_addresses(texts) or getaddresses(texts):
+    texts = [_ENCODED_WORD.sub(hide, _header_text(_address_list_head(v), charset_hint))
+             for v in raw_values]
+    try:
+        found = _simple_addresses(texts) or getaddresses(texts)
+    except RecursionError:      # the stdlib recurses once per "name:" group; hostile mail nests
+        found = []              # thousands ("From:From:From:..."): no usable address there
+    for name, address in found:
         address = clean_line(decode_header_value(restore(address))).lower()
         if not address or ("@" not in address and not name):
             continue
@@ -246,6 +253,17 @@ def _addresses(raw_values: list[str], charset_hint: str | None = None) -> list[t
 
 
 _PLACEHOLDER = re.compile(r"encodedword(\d+)x")
+# Postfix cuts a mail's whole header at 100 kB (header_size_limit): a longer address list is
+# hostile, and the stdlib parser grows faster than linearly on some (nested "name: <" groups).
+MAX_ADDRESS_LIST = 100_000
+
+
+def _address_list_head(value: str) -> str:
+    """The value, or of a longer one the addresses before a comma within MAX_ADDRESS_LIST."""
+    if len(value) <= MAX_ADDRESS_LIST:
+        return value
+    cut = value.rfind(",", 0, MAX_ADDRESS_LIST)
+    return value[:cut] if cut > 0 else value[:MAX_ADDRESS_LIST]
 
 # One address in one of its three everyday forms, where getaddresses' result is plain to see:
 # `local@domain`, `<local@domain>`, `Some Name <local@domain>` or `"Some Name" <local@domain>`.
@@ -340,7 +358,7 @@ class _Body:
 
 
 def _children(part: Message) -> list[Message]:
-    payload = part.get_payload()
+    payload = raw_payload(part)
     return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
@@ -355,7 +373,7 @@ def _decoded_payload(part: Message) -> bytes:
     is broken, through a cleanup that keeps every complete group; everything else is the stdlib's.
     """
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
-    payload = part.get_payload()
+    payload = raw_payload(part)
     if cte == "base64" and isinstance(payload, str):
         data = _surrogates_to_bytes(payload)
         try:
@@ -377,7 +395,7 @@ def _payload_size(part: Message) -> int:
     at most two "=" at the very end, a multiple of four characters. Anything else is decoded.
     """
     cte = str(part.get("content-transfer-encoding", "")).strip().lower()
-    payload = part.get_payload()
+    payload = raw_payload(part)
     if cte == "base64" and isinstance(payload, str) and payload.isascii():
         data = payload.encode("ascii")
         padding = data.translate(None, _BASE64_ALPHABET)
@@ -427,7 +445,7 @@ def _source_size(part: Message) -> int:
     """About the size of a part's source, without serialising it again (that costs a generator
     run per forwarded mail): headers plus payload, recursively."""
     size = sum(len(name) + len(value) + 3 for name, value in part.raw_items()) + 1
-    payload = part.get_payload()
+    payload = raw_payload(part)
     if isinstance(payload, list):
         boundary = len(part.get_boundary() or "") + 5
         return size + sum(_source_size(child) + boundary for child in payload
@@ -516,21 +534,34 @@ _BOUNDARY_LINE = re.compile(r"^--([^\s][^\r\n]{0,200}?)[ \t]*\r?$", re.MULTILINE
 
 def _walk_unsplit_multipart(part: Message, path: str, depth: int, body: _Body) -> None:
     """A multipart whose boundary never showed up: try the first boundary-like line, else text."""
-    payload = part.get_payload()
+    payload = raw_payload(part)
     if not isinstance(payload, str) or not payload.strip():
         return
-    data = _surrogates_to_bytes(payload)
-    found = _BOUNDARY_LINE.search(payload)
-    if found and found.group(1) != part.get_boundary():
-        boundary = found.group(1).replace('"', "")
-        header = f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n'
-        recovered = _PARSER.parsebytes(header.encode("ascii", "replace") + data)
-        if recovered.is_multipart():
-            _note(body.defects, f"part {path or '1'}: boundary recovered from the body")
-            _walk(recovered, path, depth + 1, body, in_body=True)
-            return
+    recovered = _recover_boundary(part)
+    if recovered is not None:
+        _note(body.defects, f"part {path or '1'}: boundary recovered from the body")
+        _walk(recovered, path, depth + 1, body, in_body=True)
+        return
     body.order.append(("plain", len(body.plain)))
-    body.plain.append(decode_bytes(data, None))
+    body.plain.append(decode_bytes(_surrogates_to_bytes(payload), None))
+
+
+def _recover_boundary(part: Message) -> Message | None:
+    """A multipart whose boundary never showed up, split again at the first boundary-like line of
+    its body; None when there is none or it splits nothing. The walk and attachment_bytes both
+    use it, so the part numbers of what it finds lead back to the same parts."""
+    payload = raw_payload(part)
+    if part.get_content_maintype() != "multipart" or part.is_multipart() \
+            or not isinstance(payload, str):
+        return None
+    found = _BOUNDARY_LINE.search(payload)
+    if not found or found.group(1) == part.get_boundary():
+        return None
+    boundary = found.group(1).replace('"', "")
+    header = f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n'
+    recovered = _PARSER.parsebytes(header.encode("ascii", "replace")
+                                   + _surrogates_to_bytes(payload))
+    return recovered if recovered.is_multipart() else None
 
 
 def _choose_alternative(children: list[Message]) -> Message | None:
@@ -685,7 +716,7 @@ def _parse(raw: bytes, fallback_date: datetime | None, defects: list[str], *,
 
     body = _Body()
     if headers_only:
-        payload = message.get_payload()
+        payload = raw_payload(message)
         text = _utf8_or_cp1252(_surrogates_to_bytes(payload)) if isinstance(payload, str) else ""
     else:
         _walk(message, "", 0, body, in_body=True)
@@ -740,13 +771,14 @@ def _body_text(body: _Body, defects: list[str]) -> str:
 # ---- attachments on demand ----------------------------------------------------------------------
 
 def _part_at(message: Message, ref: str) -> Message:
-    part = message
+    part = _recover_boundary(message) or message
     steps = ref.split(".")
     if not part.is_multipart() and steps == ["1"]:
         return part
     for step in steps:
         if not step.isdigit():
             raise LookupError(f"invalid MIME part reference {ref!r}")
+        part = _recover_boundary(part) or part
         if part.get_content_type() == "message/rfc822":
             inner = _children(part)
             if not inner:

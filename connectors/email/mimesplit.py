@@ -21,7 +21,7 @@ from email import policy
 from email.message import Message
 from email.parser import Parser
 
-__all__ = ["parse_structure"]
+__all__ = ["parse_structure", "raw_payload"]
 
 _HEADERS = Parser(policy=policy.compat32)
 MAX_NESTING = 12
@@ -50,7 +50,7 @@ def _part(text: str, newline: str, depth: int) -> Message | None:
             return None             # headers up to the end (or the boundary): not regular
         head, body = text[:end + len(newline)], text[end + 2 * len(newline):]
     message = _HEADERS.parsestr(head + newline, headersonly=True)
-    if _raw_payload(message) or any(isinstance(d, email_errors.MissingHeaderBodySeparatorDefect)
+    if raw_payload(message) or any(isinstance(d, email_errors.MissingHeaderBodySeparatorDefect)
                                for d in message.defects):
         return None                 # a line in the header block that is no header
     maintype = message.get_content_maintype()
@@ -114,7 +114,7 @@ def _split_multipart(message: Message, body: str, newline: str, depth: int) -> b
             elif epilogue is not None and epilogue.endswith(newline):
                 child.epilogue = epilogue[:-len(newline)]
         else:
-            payload = _raw_payload(child)
+            payload = raw_payload(child)
             if isinstance(payload, str) and payload.endswith(newline):
                 child.set_payload(payload[:-len(newline)])
         children.append(child)
@@ -132,6 +132,9 @@ def _line_start(body: str, marker: str, offset: int, newline: str) -> int:
     return found + len(newline) if found >= 0 else -1
 
 
-def _raw_payload(message: Message) -> object:
-    """The payload as the parser stored it (get_payload() would decode surrogates)."""
+def raw_payload(message: Message) -> object:
+    """The payload as the parser stored it: undeclared 8-bit bytes still surrogate escapes.
+
+    get_payload() would decode them in the part's charset, replacing what does not decode (and
+    raising for a codec such as "undefined"), so the bytes could not be had back."""
     return vars(message).get("_payload")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agent_tui.demo.fakes.twilio_server import FakeTwilio
+from agent_tui.demo.fakes.twilio_server import FakeMessage, FakeTwilio
 from agent_tui.model import Channel, Direction
 from connectors.base import (
     AuthError,
@@ -225,9 +225,14 @@ async def test_voicemail_waits_for_its_transcription(fake: FakeTwilio,
 async def test_delivery_status_of_our_messages(fake: FakeTwilio,
                                                connector: TwilioConnector) -> None:
     sid = await connector.send(reply("Ihr Paket ist unterwegs"))
+    # Queued at Twilio it has no date_sent yet, so the DateSent-filtered list cannot show it.
     messages, cursor, _ = await fetch_all(connector, None)
+    assert [m for m in messages if m.direction is Direction.OUTBOUND] == []
+
+    fake.set_status(sid, "sent")
+    messages, cursor, _ = await fetch_all(connector, cursor)
     [update] = [m for m in messages if m.direction is Direction.OUTBOUND]
-    assert (update.provider_id, update.delivery_status) == (sid, "queued")
+    assert (update.provider_id, update.delivery_status) == (sid, "sent")
     assert update.recipients == [CUSTOMER] and update.sender == SHOP
     assert update.extra["status_update"] is True
 
@@ -283,7 +288,24 @@ async def test_dropped_connection_after_create_is_reconciled_not_resent(
     fake.drop_next(method="POST")
     sid = await connector.send(reply("Ihre Rücksendung ist angekommen"))
     assert [m.sid for m in fake.created] == [sid]
+    # Found although Twilio still holds it queued, with no date_sent (as the real API has it).
+    assert fake.created[0].status == "queued" and fake.created[0].date_sent is None
     assert posts(fake) == 1
+
+
+async def test_reconcile_finds_a_queued_message_among_many_pages_of_older_ones(
+        fake: FakeTwilio, connector: TwilioConnector) -> None:
+    # Two pages of our older replies to the same customer, all delivered long ago.
+    text = "Neu und noch in der Warteschlange"
+    for number in range(150):
+        sent = datetime.now(UTC) - timedelta(days=2, minutes=number)
+        fake.messages.append(FakeMessage(
+            sid=fake.new_sid("SM"), from_=SHOP, to=CUSTOMER, body=text,
+            direction="outbound-api", status="delivered", date_created=sent, date_sent=sent))
+    fake.drop_next(method="POST")
+    sid = await connector.send(reply(text))
+    [new] = [m for m in fake.created if m.status == "queued"]
+    assert sid == new.sid and posts(fake) == 1
 
 
 async def test_500_without_a_message_is_a_transient_error(fake: FakeTwilio,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_tui.engine.attachments import candidate_paths, save_attachments, write_new
+from agent_tui.engine.attachments import save_attachments
 from agent_tui.model import AttachmentInfo, Channel, Direction, Message
 from agent_tui.store import Store, open_store
 from connectors.base import InboundMessage
@@ -77,27 +75,6 @@ def test_saving_twice_gives_two_files_never_an_overwrite(store: Store, tmp_path:
     assert (tmp_path / "Rechnung 10234 (2).pdf").read_bytes() == PDF
 
 
-def test_a_planted_symlink_is_not_followed(tmp_path: Path) -> None:
-    victim = tmp_path / "victim.txt"
-    victim.write_bytes(b"precious")
-    out = tmp_path / "out"
-    out.mkdir()
-    os.symlink(victim, out / "a.txt")
-    os.symlink(tmp_path / "dangling", out / "a (1).txt")
-    path = write_new(out, "a.txt", b"attachment")
-    assert path == out / "a (2).txt" and path.read_bytes() == b"attachment"
-    assert victim.read_bytes() == b"precious" and not (tmp_path / "dangling").exists()
-
-
-def test_copy_names_keep_the_extension() -> None:
-    def names(name: str) -> list[str]:
-        return [p.name for p in itertools.islice(candidate_paths(Path("/d"), name), 3)]
-
-    assert names("a.pdf") == ["a.pdf", "a (1).pdf", "a (2).pdf"]
-    assert names("backup.tar.gz") == ["backup.tar.gz", "backup (1).tar.gz", "backup (2).tar.gz"]
-    assert names("README") == ["README", "README (1)", "README (2)"]
-
-
 def test_what_cannot_be_saved_says_why(store: Store, tmp_path: Path) -> None:
     store.ingest("shop-sms", [InboundMessage(
         channel=Channel.WHATSAPP, provider_id="MM1", direction=Direction.INBOUND,
@@ -120,3 +97,24 @@ def test_what_cannot_be_saved_says_why(store: Store, tmp_path: Path) -> None:
     [saved] = save_attachments(store, mail, tmp_path / "out")
     assert saved.path is None and saved.problem == "the mail's source is not in the store"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_long_name_is_saved_cut_to_fit_the_file_system(tmp_path: Path) -> None:
+    from agent_tui.engine.files import candidate_names
+    from connectors.email.mime import parse_message
+
+    long_name = "Rücksendung 📦📦📦 für Größe ÄÖÜ " * 10 + ".pdf"     # 464 bytes
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "kim@example.org", "s@shop.example", "Lang"
+    mail["Message-ID"] = "<long@example.org>"
+    mail.set_content("Anbei")
+    mail.add_attachment(PDF, maintype="application", subtype="pdf", filename=long_name)
+    mail.add_attachment(PHOTO, maintype="application", subtype="pdf", filename=long_name)
+    store = open_store(str(tmp_path / "agent.db"))
+    store.ingest("shop-mail", [parse_message(mail.as_bytes())], cursor_key="m", cursor=None)
+    saved = save_attachments(store, the_mail(store), tmp_path / "out")
+    store.close()
+    names = candidate_names(long_name)
+    assert [(s.problem, s.path) for s in saved] == [
+        ("", tmp_path / "out" / next(names)), ("", tmp_path / "out" / next(names))]
+    assert [s.path.read_bytes() for s in saved if s.path] == [PDF, PHOTO]

@@ -118,3 +118,33 @@ def test_erase_removes_merge_proposals_and_hints_without_a_trace(
         data = path.read_bytes()
         assert b"kim@example.org" not in data and b"Zebrafinkenhinweis" not in data, path
         assert b"+4930999999" not in data, path
+
+
+def test_export_names_files_as_saving_attachments_does(store: Store, tmp_path: Path) -> None:
+    """One helper for both: same copy names, names cut to fit the file system, no overwrite."""
+    from email.message import EmailMessage
+
+    from agent_tui.engine.files import candidate_names
+    from connectors.email.mime import parse_message
+
+    long_name = "Rücksendung 📦📦📦 für Größe ÄÖÜ " * 10 + ".pdf"     # 304 characters, 464 bytes
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "kim@example.org", "s@shop.example", "Dateien"
+    mail["Message-ID"] = "<files@example.org>"
+    mail.set_content("Anbei")
+    for name, data in (("backup.tar.gz", b"one"), ("backup.tar.gz", b"two"),
+                       (long_name, b"three"), (long_name, b"four")):
+        mail.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    store.ingest("mail", [parse_message(mail.as_bytes())], cursor_key="m", cursor=None)
+    [conversation] = store.list_conversations()
+    out = tmp_path / "export"
+    assert export_contact(store, conversation.contact_id, out)["attachments"] == 4
+    files = out / "attachments"
+    tar, long = candidate_names("backup.tar.gz"), candidate_names(long_name)
+    expected = {next(tar): b"one", next(tar): b"two", next(long): b"three", next(long): b"four"}
+    assert "backup (1).tar.gz" in expected
+    assert {p.name: p.read_bytes() for p in files.iterdir()} == expected
+    document = json.loads((out / "contact.json").read_text())
+    [entry] = document["conversations"]
+    assert sorted(a["file"] for a in entry["attachments"]) == sorted(
+        f"attachments/{name}" for name in expected)

@@ -7,12 +7,15 @@ import sys
 import pytest
 
 from agent_tui.sanitize import (
+    MAX_NAME_BYTES,
+    NAME_MAX_BYTES,
     clean_json,
     clean_line,
     clean_text,
     safe_filename,
     safe_mime_type,
     terminal_safe_output,
+    unfiltered,
 )
 
 
@@ -91,10 +94,51 @@ def test_safe_filename_has_no_separator_or_parent_reference() -> None:
         assert not name.startswith(".")
 
 
-def test_safe_filename_keeps_the_extension_when_shortened() -> None:
-    name = safe_filename("x" * 500 + ".pdf")
-    assert len(name) == 200
-    assert name.endswith(".pdf")
+@pytest.mark.parametrize(("name", "extension"), [
+    ("x" * 500 + ".pdf", ".pdf"),
+    ("ä" * 300 + ".pdf", ".pdf"),                   # 2 bytes a character
+    ("€" * 300 + ".tar.gz", ".tar.gz"),             # 3 bytes
+    ("😀" * 300 + ".jpeg", ".jpeg"),                # 4 bytes
+    ("a" + "😀" * 300, ""),                         # the cut falls inside a character
+    ("Rechnung " * 40 + ".PDF", ".PDF"),
+    ("ü" * 300 + ".not an extension", ""),
+])
+def test_safe_filename_is_cut_to_bytes_keeping_the_extension(name: str, extension: str) -> None:
+    safe = safe_filename(name)
+    encoded = safe.encode()                         # valid UTF-8, or this raises
+    assert MAX_NAME_BYTES - 4 < len(encoded) <= MAX_NAME_BYTES
+    assert encoded.decode() == safe and safe.endswith(extension)
+    assert name.startswith(safe.removesuffix(extension).rstrip())
+    assert MAX_NAME_BYTES + len(" (9999)") <= NAME_MAX_BYTES     # room for a copy number
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("-rf", "rf"),
+    ("--help.txt", "help.txt"),
+    ("-.bashrc", "bashrc"),                         # the dash went, then the dot came first
+    (".-rf", "rf"),
+    (" . -x", "x"),
+    ("..-", "_-"),
+    ("a/b", "a_b"),
+    ("x.", "x"),
+    ("\u202e-rf", "rf"),
+    ("\u202e\u202d", "attachment"),
+    ("\x00\x07\x1b]0;title\x07", "attachment"),
+])
+def test_safe_filename_never_starts_with_a_dash_or_dot(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_a_cut_name_never_starts_or_ends_badly() -> None:
+    for name in ("-" + "ö" * 300 + ".txt", "." * 3 + "é" * 400, "x" + " ." * 300 + "y"):
+        safe = safe_filename(name)
+        assert len(safe.encode()) <= MAX_NAME_BYTES
+        assert safe[0] not in "-. " and safe[-1] not in ". " and ".." not in safe, safe
+
+
+def test_the_fallback_is_made_safe_too() -> None:
+    assert safe_filename("", fallback="../-video-7.mp4") == "__-video-7.mp4"
+    assert safe_filename("", fallback="") == "attachment"
 
 
 def test_safe_filename_fallback() -> None:
@@ -179,3 +223,9 @@ def test_terminal_safe_output_filters_stdout_and_stderr(capsys: pytest.CaptureFi
         print("err \x1b[2J", file=sys.stderr)
     captured = capsys.readouterr()
     assert captured.out == "subject here\n" and captured.err == "err \n"
+
+
+def test_our_own_progress_lines_pass_under_the_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    with terminal_safe_output():
+        unfiltered(sys.stderr).write("\r\x1b[K3/10")
+    assert capsys.readouterr().err == "\r\x1b[K3/10"

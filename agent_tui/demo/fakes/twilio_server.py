@@ -17,7 +17,8 @@ Used by the integration tests and, in-process, by `agent-tui demo`:
 Like Twilio, date filters have date granularity (`YYYY-MM-DD`, GMT): a time part is ignored, so a
 client must query with an overlap and dedupe by SID. Paging is offset-based over the live data, so a
 message arriving between two page requests shifts the pages and one SID shows up on two pages, as
-it does on the real service. Simplification: a created message gets `date_sent` at once.
+it does on the real service. A created message is `queued` with no `date_sent` (null, as on the real
+API) until it moves on to sent or delivered, so a DateSent filter does not find it yet.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ DEFAULT_AUTH_TOKEN = "fake-auth-token-0123456789"
 API = "/2010-04-01"
 WHATSAPP_WINDOW = timedelta(hours=24)
 FINAL_FAILURE = "failed"
+# Statuses of a message Twilio handed on: from then on it has a date_sent.
+SENT_STATUSES = frozenset({"sent", "delivered", "undelivered", "read"})
 
 _ERROR_MESSAGES = {
     400: "Bad Request",
@@ -216,6 +219,8 @@ class FakeTwilio(LocalHttpServer):
         if message is None:
             raise KeyError(sid)
         message.status = status
+        if status in SENT_STATUSES and message.date_sent is None:
+            message.date_sent = self.clock()
         message.error_code = error_code
         message.error_message = error_message
         message.date_updated = self.clock()
@@ -443,7 +448,7 @@ class FakeTwilio(LocalHttpServer):
         now = self.clock()
         message = FakeMessage(sid=self.new_sid("SM"), from_=from_, to=to, body=body,
                               direction="outbound-api", status="queued", date_created=now,
-                              date_sent=now, content_sid=content_sid)
+                              date_sent=None, content_sid=content_sid)
         if (self.enforce_whatsapp_window and to.startswith("whatsapp:")
                 and content_sid is None):
             last = self._last_inbound(to, from_)

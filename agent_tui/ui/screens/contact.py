@@ -287,19 +287,18 @@ class ContactScreen(Screen[None]):
         try:
             result = export_contact(app.reads, contact_id, out)
         except AgentTuiError as exc:
-            app.deliver(partial(app.notify, str(exc), title="Export", severity="error",
-                                markup=False))
+            app.deliver(partial(app.notify, str(exc), title="Export", severity="error"))
             return
         except OSError as exc:
             app.deliver(partial(app.notify, f"Cannot export to {out}: {exc.strerror or exc}",
-                                title="Export", severity="error", markup=False))
+                                title="Export", severity="error"))
             return
         app.deliver(setattr, self, "exported_to", out.resolve())
         app.deliver(partial(
             app.notify, f"Exported {_plural(result['messages'], 'message')} in "
             f"{_plural(result['conversations'], 'conversation')} and "
             f"{_plural(result['attachments'], 'attachment')} to {out.resolve()} "
-            "(contact.json, summary.txt)", title="Export", markup=False, timeout=10))
+            "(contact.json, summary.txt)", title="Export", timeout=10))
 
     def action_erase(self) -> None:
         """E: after the word `erase`, the person leaves the store; back to the inbox."""
@@ -328,8 +327,7 @@ class ContactScreen(Screen[None]):
                                                               facts.contact.id))
             removed = app.store.erase_contact(facts.contact.id)
         except AgentTuiError as exc:
-            app.deliver(partial(app.notify, str(exc), title="Erase", severity="error",
-                                markup=False))
+            app.deliver(partial(app.notify, str(exc), title="Erase", severity="error"))
             return
         report = (f"Erased {contact_label(facts.contact)}: "
                   f"{_plural(removed['identities'], 'identity')}, "
@@ -347,4 +345,4 @@ class ContactScreen(Screen[None]):
         while len(app.screen_stack) > 1 and not isinstance(app.screen, InboxScreen):
             app.pop_screen()
         app.poll_store()
-        app.notify(report, title="Erase", markup=False, timeout=8)
+        app.notify(report, title="Erase", timeout=8)

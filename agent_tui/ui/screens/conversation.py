@@ -464,11 +464,11 @@ class ConversationScreen(Screen[None]):
             saved = save_attachments(app.reads, message, directory, media_fetcher(app.config))
         except OSError as exc:
             app.deliver(partial(app.notify, f"Cannot save to {directory}: "
-                                f"{exc.strerror or exc}", severity="error", markup=False))
+                                f"{exc.strerror or exc}", severity="error"))
             return
         report, severity = save_report(saved, directory)
         app.deliver(partial(app.notify, report, title="Attachments", severity=severity,
-                            markup=False, timeout=8))
+                            timeout=8))
 
     def action_toggle_quotes(self) -> None:
         self.show_quotes = not self.show_quotes
@@ -509,7 +509,7 @@ class ConversationScreen(Screen[None]):
             if not self._write(lambda: app.store.merge_contacts(keep.id, other.id)):
                 return          # the store said no (and the app showed why)
             app.notify(f"Contact {other.id} merged into contact {keep.id}: one customer, "
-                       "one history", timeout=4, markup=False)
+                       "one history", timeout=4)
             self.refresh_data()
 
         body = Text()
@@ -535,7 +535,7 @@ class ConversationScreen(Screen[None]):
                 return
             if self._write(lambda: app.store.reject_merge(this.id, other.id)):
                 app.notify(f"Contacts {this.id} and {other.id} stay two customers",
-                           timeout=4, markup=False)
+                           timeout=4)
             self.refresh_data()
 
         body = Text()

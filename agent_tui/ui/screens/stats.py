@@ -193,7 +193,7 @@ class StatsScreen(Screen[None]):
             try:
                 parse_since(answer, app.clock())
             except AgentTuiError as exc:
-                app.notify(str(exc), severity="error", markup=False)
+                app.notify(str(exc), severity="error")
                 return
             self._load(app, answer)
 
