@@ -186,7 +186,8 @@ class EnrichmentConfig:
     order_regex: str | None = None
     command: str | None = None
     url: str | None = None
-    timeout: float = 5.0
+    timeout: float = 5.0            # seconds for one command run or HTTP request
+    batch_timeout: float = 30.0     # seconds of shop look-ups for one synced batch, all together
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +339,7 @@ KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
                                    "allow_plaintext_secrets"}),
     "privacy": frozenset({"keep_closed_days"}),
     "sla": frozenset(CHANNELS),
-    "enrichment": frozenset({"order_regex", "command", "url", "timeout"}),
+    "enrichment": frozenset({"order_regex", "command", "url", "timeout", "batch_timeout"}),
     "ui": frozenset({"theme", "view", "keymap"}),
     "ui.view": frozenset({"name", "status", "channel", "assignee", "tag", "queue", "overdue"}),
     "assignment": frozenset({"mode", "rule"}),
@@ -996,8 +997,11 @@ class _Loader:
         url = t.get_str("url", None)
         if url is not None:
             self.check_url(t, "url", url)
-        enrichment = EnrichmentConfig(order_regex=order_regex, command=command, url=url,
-                                      timeout=t.get_number("timeout", 5.0, minimum=0.1))
+        defaults = EnrichmentConfig()
+        enrichment = EnrichmentConfig(
+            order_regex=order_regex, command=command, url=url,
+            timeout=t.get_number("timeout", defaults.timeout, minimum=0.1),
+            batch_timeout=t.get_number("batch_timeout", defaults.batch_timeout, minimum=0.1))
         return enrichment
 
 

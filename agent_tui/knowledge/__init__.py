@@ -15,7 +15,8 @@ API (names are imported lazily, so `import agent_tui.knowledge` stays cheap):
 - `render(entry, context: RenderContext, channel) -> Rendered(text, missing, complete)`; the
   `short` variant is used for sms, whatsapp and telegram when the entry has one.
 - `agent_tui.knowledge.enrichment`: `extract_fields(text, order_regex) -> dict`,
-  `async run_enrichers(message_json, *, order_regex=None, command=None, url=None, timeout=5.0)`.
+  `async run_enrichers(message_json, *, order_regex=None, command=None, url=None, timeout=5.0,
+  deadline=None)`.
 - `agent_tui.knowledge.commands`: the CLI handlers cmd_suggest, cmd_knowledge_check,
   cmd_knowledge_import.
 """

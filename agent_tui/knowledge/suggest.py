@@ -1,8 +1,9 @@
 """Rank knowledge entries for a customer message.
 
-The model, built once per file version and cached (pickle keyed by the file's SHA-256 and
-INDEX_VERSION), works on TF-IDF features (see text.Analyzer: stems, synonym groups, compound parts,
-character n-grams; sublinear tf, L2-normalised per block, so a similarity is a cosine in 0..1):
+The model, built once per file version and cached (NumPy arrays and JSON, never pickle: see
+cache.py; keyed by the file's SHA-256 and INDEX_VERSION), works on TF-IDF features (see
+text.Analyzer: stems, synonym groups, compound parts, character n-grams; sublinear tf,
+L2-normalised per block, so a similarity is a cosine in 0..1):
 
 - one profile per entry (title, keywords weighted up, examples, body weighted down), always;
 - few-shot files ("similarity" model): one document per example and title, for kNN evidence. An
@@ -22,21 +23,24 @@ so that `min_score` means the same for every message.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 import itertools
 import math
-import os
-import pickle
 import re
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agent_tui.knowledge.cache import (
+    from_json_record,
+    json_record,
+    read_records,
+    write_records,
+)
 from agent_tui.knowledge.loader import Entry, KnowledgeBase, load_knowledge
 from agent_tui.knowledge.text import (
     Analyzer,
@@ -332,6 +336,82 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("agent-tui"))
 
 
+# The index's arrays, in the order they follow the JSON record in its cache file.
+_ARRAYS = ("idf", "ex_indptr", "ex_docs", "ex_weights", "doc_entry", "entry_starts", "pr_indptr",
+           "pr_entries", "pr_weights", "class_weights", "class_bias")
+
+
+def _index_records(index: _Index) -> list[Any]:
+    """The index as cache records: its text and tables as one JSON record, the feature names
+    (NUL-separated UTF-8: a third of the JSON's parse time, and no word holds a NUL), then its
+    arrays."""
+    arrays = [name for name in _ARRAYS if getattr(index, name) is not None]
+    entries = [{**dataclasses.asdict(entry), "examples": len(entry.examples)}
+               for entry in index.entries]
+    meta = {"version": index.version, "sha256": index.sha256, "lang": index.lang,
+            "entries": entries, "words": index.words,
+            "entry_terms": [sorted(terms) for terms in index.entry_terms],
+            "stems": index.stems, "arrays": arrays}
+    names = "\0".join(index.features)
+    examples = [example for entry in index.entries for example in entry.examples]
+    return [json_record(meta), _utf8(names), _utf8("".join(examples)),
+            np.array([len(example) for example in examples], dtype=np.int64),
+            *(getattr(index, name) for name in arrays)]
+
+
+def _utf8(text: str) -> Any:
+    return np.frombuffer(text.encode(), dtype=np.uint8)
+
+
+def _entry_from_json(item: dict[str, Any], examples: Iterator[str]) -> Entry:
+    """An Entry from `dataclasses.asdict` output read back from JSON (lists back to tuples), its
+    examples (their count in the JSON) the next ones of `examples`."""
+    fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                              for key, value in item.items()}
+    fields["examples"] = tuple(itertools.islice(examples, fields["examples"]))
+    return Entry(**fields)
+
+
+def _index_from_records(records: list[Any], sha256: str) -> _Index | None:
+    """The index `_index_records` stored, or None when the records are not this file's current
+    index (another version, another file, or damaged)."""
+    try:
+        meta = from_json_record(records[0])
+        if meta["version"] != INDEX_VERSION or meta["sha256"] != sha256:
+            return None
+        names = records[1].tobytes().decode()
+        features = names.split("\0") if names else []
+        # The examples (most of a large file's text) as one string and their lengths: slicing
+        # it is faster than JSON and holds any text.
+        text, ends = records[2].tobytes().decode(), itertools.accumulate(records[3].tolist())
+        start = 0
+        examples = []
+        for end in ends:
+            examples.append(text[start:end])
+            start = end
+        if start != len(text) or len(examples) != sum(e["examples"] for e in meta["entries"]):
+            return None
+        arrays: dict[str, Any] = dict.fromkeys(_ARRAYS)
+        arrays.update(zip(meta["arrays"], records[4:], strict=True))
+        in_order = iter(examples)
+        entries = tuple(_entry_from_json(entry, in_order) for entry in meta["entries"])
+        index = _Index(
+            version=INDEX_VERSION, sha256=sha256, lang=meta["lang"], entries=entries,
+            features=dict(zip(features, range(len(features)), strict=True)),
+            words=meta["words"], entry_terms=[frozenset(terms) for terms in meta["entry_terms"]],
+            stems=meta["stems"], **arrays)
+        n_features, n_entries = len(index.features), len(entries)
+        shapes_agree = (
+            index.idf.shape == (n_features,)
+            and index.ex_indptr.shape == index.pr_indptr.shape == (n_features + 1,)
+            and index.entry_starts.shape == (n_entries,) and len(index.entry_terms) == n_entries
+            and (index.class_weights is None
+                 or index.class_weights.shape == (n_features, n_entries)))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return index if shapes_agree else None
+
+
 def _sigmoid(value: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, value))))
 
@@ -389,28 +469,15 @@ class Suggester:
         except OSError:
             sha256 = ""
         directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        cache = directory / f"knowledge-{sha256[:24]}-v{INDEX_VERSION}.pickle"
+        cache = directory / f"knowledge-{sha256[:24]}-v{INDEX_VERSION}.npy"
         if sha256:
-            try:
-                with cache.open("rb") as handle:
-                    index = pickle.load(handle)
-                if (isinstance(index, _Index) and index.version == INDEX_VERSION
-                        and index.sha256 == sha256):
-                    return cls(index)
-            except Exception:
-                pass  # any unreadable cache is simply rebuilt
+            records = read_records(cache)
+            index = _index_from_records(records, sha256) if records else None
+            if index is not None:
+                return cls(index)
         index = build_index(load_knowledge(path))
-        with contextlib.suppress(OSError):
-            directory.mkdir(parents=True, exist_ok=True)
-            handle_fd, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-            try:
-                with os.fdopen(handle_fd, "wb") as handle:
-                    pickle.dump(index, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temp, directory / f"knowledge-{index.sha256[:24]}-v{INDEX_VERSION}"
-                           ".pickle")
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+        write_records(directory / f"knowledge-{index.sha256[:24]}-v{INDEX_VERSION}.npy",
+                      _index_records(index))
         return cls(index)
 
     @property
@@ -426,28 +493,27 @@ class Suggester:
         # Keyed by the file alone (not INDEX_VERSION): encoding 10,000 examples takes minutes,
         # and a change of the lexical model does not change their embeddings.
         cache = directory / f"knowledge-{self._index.sha256[:24]}-e5.npy"
-        model = cache.with_name(f"{cache.stem}-classifier-v{embeddings.CLASSIFIER_VERSION}.npz")
+        model = cache.with_name(f"{cache.stem}-classifier-v{embeddings.CLASSIFIER_VERSION}.npy")
+        n_entries = len(self.entries)
         if self.kind == "classifier":
-            with contextlib.suppress(Exception):
-                with np.load(model) as saved:
-                    self._dense_classifier = (saved["weights"], saved["bias"])
+            saved = read_records(model)
+            if saved is not None and len(saved) == 2 and saved[0].ndim == 2 \
+                    and saved[0].shape[1] == n_entries and saved[1].shape == (n_entries,):
+                self._dense_classifier = (saved[0], saved[1])
                 return          # the example embeddings are needed only to train it
-        vectors = None
-        with contextlib.suppress(Exception):
-            vectors = np.load(cache)
-        if vectors is None or len(vectors) != len(self._index.doc_entry):
+        encoded = read_records(cache)
+        if encoded is not None and len(encoded) == 1 and encoded[0].ndim == 2 \
+                and len(encoded[0]) == len(self._index.doc_entry):
+            vectors = encoded[0]
+        else:
             vectors = embeddings.encode([text for entry in self.entries
                                          for text in (entry.title, *entry.examples)])
-            with contextlib.suppress(OSError):
-                directory.mkdir(parents=True, exist_ok=True)
-                np.save(cache, vectors)
+            write_records(cache, [vectors])
         if self.kind == "similarity":
             self._doc_embeddings = vectors
             return
-        weights, bias = embeddings.train_classifier(vectors, self._index.doc_entry,
-                                                    len(self.entries))
-        with contextlib.suppress(OSError):
-            np.savez(model, weights=weights, bias=bias)
+        weights, bias = embeddings.train_classifier(vectors, self._index.doc_entry, n_entries)
+        write_records(model, [weights, bias])
         self._dense_classifier = (weights, bias)
 
     def _correct(self, token: str) -> str | None:

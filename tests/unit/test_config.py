@@ -244,6 +244,8 @@ ERROR_CASES = {
     "bad regex": ('[enrichment]\norder_regex = "(unclosed"\n', "order_regex", "order_regex",
                   "invalid regular expression"),
     "not finite": ('[enrichment]\ntimeout = inf\n', "timeout", "timeout", "got inf"),
+    "batch budget": ('[enrichment]\nbatch_timeout = 0\n', "batch_timeout", "batch_timeout",
+                     "at least 0.1"),
     "single table for an array": ('[account]\nname = "x"\n', "[account]", "account",
                                   "expected [[account]] tables, got a table"),
     "webhook port": ('[[account]]\nname = "t"\ntype = "twilio"\naccount_sid = "AC1"\n'

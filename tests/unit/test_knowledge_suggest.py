@@ -6,12 +6,16 @@ import importlib.util
 import io
 import json
 import pickle
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent_tui.config import parse_config
 from agent_tui.engine.suggestions import load_suggester
+from agent_tui.knowledge.cache import from_json_record, json_record, read_records, write_records
 from agent_tui.knowledge.commands import cmd_suggest
 from agent_tui.knowledge.suggest import Suggester
 from agent_tui.knowledge.text import Analyzer, strip_message
@@ -151,19 +155,77 @@ def test_channel_restricts_entries(tmp_path: Path) -> None:
     assert "mail-only" not in [s.entry_id for s in suggester.suggest("Rechnung", channel="sms")]
 
 
-def test_cache_is_reused_and_a_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
-    Suggester.for_file(GERMAN, cache_dir=tmp_path)
-    (cache,) = tmp_path.glob("knowledge-*.pickle")
-    with cache.open("rb") as handle:
-        index = pickle.load(handle)
-    index.entries = index.entries[:1]        # a marker: a reused cache knows only one entry
-    with cache.open("wb") as handle:
-        pickle.dump(index, handle)
-    assert len(Suggester.for_file(GERMAN, cache_dir=tmp_path).entries) == 1
-    cache.write_bytes(b"not a pickle")
-    rebuilt = Suggester.for_file(GERMAN, cache_dir=tmp_path)
-    assert len(rebuilt.entries) > 15
-    assert top(rebuilt, "Die Tasse kam in Scherben an") == "damaged-item"
+def _retitle_cached_entry(cache: Path, title: str) -> None:
+    """Rewrite a cache file so its first entry has another title: a marker of reuse."""
+    records = read_records(cache)
+    assert records is not None
+    meta = from_json_record(records[0])
+    meta["entries"][0]["title"] = title
+    write_records(cache, [json_record(meta), *records[1:]])
+
+
+def test_cache_is_reused_and_a_corrupt_or_truncated_cache_is_rebuilt(tmp_path: Path) -> None:
+    built = Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("knowledge-*")
+    complete = cache.stat().st_size
+    cached = Suggester.for_file(GERMAN, cache_dir=tmp_path)
+    assert cached.entries == built.entries and cached._index.features == built._index.features
+    _retitle_cached_entry(cache, "from the cache")
+    assert Suggester.for_file(GERMAN, cache_dir=tmp_path).entries[0].title == "from the cache"
+    for damage in (b"not a cache", cache.read_bytes()[:complete // 2]):
+        cache.write_bytes(damage)
+        rebuilt = Suggester.for_file(GERMAN, cache_dir=tmp_path)
+        assert len(rebuilt.entries) > 15 and rebuilt.entries[0].title != "from the cache"
+        assert top(rebuilt, "Die Tasse kam in Scherben an") == "damaged-item"
+        assert cache.stat().st_size == complete         # and cached again
+
+
+class _RunsCode:
+    """Unpickling this creates the marker file: what a planted cache would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
+def _planted_pickle(marker: Path) -> bytes:
+    return pickle.dumps(_RunsCode(marker))
+
+
+def _planted_object_array(marker: Path) -> bytes:
+    buffer = io.BytesIO()
+    planted = np.empty(1, dtype=object)
+    planted[0] = _RunsCode(marker)
+    np.save(buffer, planted, allow_pickle=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("plant", [_planted_pickle, _planted_object_array])
+def test_a_planted_cache_never_runs_code(tmp_path: Path, plant: Callable[[Path], bytes]) -> None:
+    marker = tmp_path / "code-ran"
+    cache_dir = tmp_path / "cache"
+    Suggester.for_file(GERMAN, cache_dir=cache_dir, embeddings=False)
+    planted = list(cache_dir.glob("knowledge-*"))
+    assert planted
+    for cache in planted:
+        cache.write_bytes(plant(marker))
+    suggester = Suggester.for_file(GERMAN, cache_dir=cache_dir)
+    assert not marker.exists()
+    assert top(suggester, "Die Tasse kam in Scherben an") == "damaged-item"
+
+
+def test_cache_is_private_and_one_others_may_write_is_not_read(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    Suggester.for_file(GERMAN, cache_dir=cache_dir)
+    (cache,) = cache_dir.glob("knowledge-*")
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    _retitle_cached_entry(cache, "planted")
+    cache.chmod(0o664)                  # anyone in the group could have written it
+    assert Suggester.for_file(GERMAN, cache_dir=cache_dir).entries[0].title != "planted"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600     # replaced by our own
 
 
 def test_jsonl_protocol_one_object_per_input_line(tmp_path: Path) -> None:
@@ -269,7 +331,7 @@ def test_optional_embeddings_train_a_second_classifier_for_many_examples(
     path = _classifier_file(tmp_path)
     fused = Suggester.for_file(path, cache_dir=tmp_path, embeddings=True)
     assert fused.kind == "classifier" and fused.uses_embeddings
-    (model,) = tmp_path.glob("knowledge-*-e5-classifier-v*.npz")
+    (model,) = tmp_path.glob("knowledge-*-e5-classifier-v*.npy")
     dense = fused._dense_classifier
     assert dense is not None
     weights, bias = dense

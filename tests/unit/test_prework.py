@@ -1,9 +1,14 @@
-"""Pre-work after sync: enrichment fields, urgency raises priority, negative tone tags."""
+"""Pre-work after sync: enrichment fields, urgency raises priority, negative tone tags; one time
+budget for the shop look-ups of a batch."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from agent_tui.config import EnrichmentConfig
 from agent_tui.engine.enrich import enrich_messages
@@ -32,3 +37,20 @@ async def test_prework_marks_urgent_angry_mail_and_finds_the_order(tmp_path: Pat
     assert angry.priority is Priority.HIGH and "negative" in angry.tags
     assert calm.enrichment == {"order.number": "123456"}
     assert angry.enrichment == {"order.number": "654321"}
+
+
+async def test_a_slow_shop_system_costs_a_batch_its_budget_not_more(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    store = open_store(tmp_path / "agent.db")
+    result = store.ingest("shop", [mail(f"c{n}", f"Wo ist Bestellung 12345{n}?") for n in range(4)],
+                          cursor_key="m", cursor=None)
+    config = EnrichmentConfig(command="/bin/sh -c 'sleep 600'", timeout=5.0, batch_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await enrich_messages(store, config, result.new_message_ids) == 4
+    assert loop.time() - start < 4.0       # 1 s budget, not 4 x 5 s of timeouts
+    assert sorted(c.enrichment["order.number"] for c in store.list_conversations()) == \
+        [f"12345{n}" for n in range(4)]
+    skipped = [r.getMessage() for r in caplog.records if "without shop fields" in r.getMessage()]
+    assert len(skipped) == 1 and "3 of 4" in skipped[0]
