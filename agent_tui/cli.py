@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from agent_tui import __version__
 from agent_tui.errors import EXIT_RUNTIME, EXIT_USAGE, AgentTuiError
 from agent_tui.model import OutboxState
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="config file (default: $AGENT_TUI_CONFIG, "
                         "then the platform config dir)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("--version", action="version", version=f"agent-tui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("tui", help="the inbox (the default when no command is given)")
@@ -217,6 +219,18 @@ def _config(args: argparse.Namespace) -> Any:
     return config
 
 
+def _with_accounts(config: Any) -> Any:
+    """`config`, or a usage error when it has no account to fetch from (a first run)."""
+    if config.accounts:
+        return config
+    from agent_tui.config import default_config_path
+
+    where = (f"in {config.path}" if config.path is not None
+             else f"(no config file; agent-tui looks for {default_config_path()})")
+    raise _usage(f"no accounts configured {where}: add an [[account]] (config.example.toml shows "
+                 "every kind), or try `agent-tui demo`")
+
+
 def _store(config: Any) -> Any:
     from agent_tui.store import open_store
     from agent_tui.store.encryption import store_key
@@ -249,7 +263,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     from agent_tui.engine.runtime import sync_once
 
-    config = _config(args)
+    config = _with_accounts(_config(args))
     store = _store(config)
     if args.watch:
         from agent_tui.engine.runtime import build_engine
@@ -269,7 +283,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from agent_tui.automation.run_once import cmd_run_once
 
-    config = _config(args)
+    config = _with_accounts(_config(args))
     return cmd_run_once(config, dry_run=args.dry_run, as_json=args.json)
 
 

@@ -84,3 +84,22 @@ def test_secret_never_in_error_output(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "s3cr3t-t0ken-value" not in captured.out + captured.err
     summary = json.loads(captured.out)
     assert summary["format"] == 1 and summary["accounts"][0]["ok"] is False
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent_tui import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"agent-tui {__version__}"
+
+
+@pytest.mark.parametrize("command", [["sync"], ["run", "--once"], ["sync", "--watch"]])
+def test_fetching_without_accounts_says_so_and_exits_2(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), *command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("agent-tui: error: no accounts configured in ") and str(path) in err
+    assert len(err.splitlines()) == 1
