@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tui", help="the inbox (the default when no command is given)")
     p.set_defaults(handler=_cmd_tui)
 
+    p = sub.add_parser("init", help="write the commented example config (never overwrites)")
+    p.set_defaults(handler=_cmd_init)
+
     p = sub.add_parser("demo", help="the whole product against an embedded sandbox")
     p.add_argument("--headless", action="store_true", help="run `run --once` every 30 s instead")
     p.add_argument("--dir", metavar="DIR", help="keep the demo's config and store here")
@@ -256,6 +259,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.rounds is not None and not args.headless:
         raise _usage("--rounds needs --headless")
     return run_demo(headless=args.headless, directory=args.dir, rounds=args.rounds)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    import os
+    from importlib.resources import files
+    from pathlib import Path
+
+    from agent_tui.config import default_config_path
+
+    target = Path(args.config).expanduser() if args.config else default_config_path()
+    example = files("agent_tui").joinpath("config.example.toml").read_bytes()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise _usage(f"{target} exists; init never overwrites a config (edit it, or name "
+                     "another file with --config)") from None
+    except OSError as exc:
+        raise AgentTuiError(f"{target}: cannot create: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(example)
+    print(f"wrote {target} (mode 600): every option, commented. Fill in an [[account]], then "
+          "`agent-tui doctor` checks it and `agent-tui sync` fetches; `agent-tui demo` shows the "
+          "whole product first.")
+    return 0
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:

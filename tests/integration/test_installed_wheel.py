@@ -55,3 +55,9 @@ def test_wheel_installed_in_a_fresh_venv_runs_the_demo(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     assert "knowledge example not found" not in demo.stderr
     assert "sandbox ready" in demo.stdout
+    # The example config ships too: `init` writes it on a machine with no checkout.
+    config = tmp_path / "home" / "agent-tui.toml"
+    init = subprocess.run([str(venv / "bin" / "agent-tui"), "--config", str(config), "init"],
+                          capture_output=True, text=True, cwd=tmp_path, env=environment)
+    assert init.returncode == 0, init.stderr
+    assert config.read_bytes() == (REPO / "config.example.toml").read_bytes()
