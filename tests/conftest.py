@@ -133,3 +133,13 @@ def store_files(store: Any, request: pytest.FixtureRequest) -> list[Path]:
     oid = store_sql(store, "SELECT oid FROM pg_database WHERE datname=current_database()")[0][0]
     store_sql(store, "CHECKPOINT")
     return [p for p in (server.data / "base" / str(oid)).rglob("*") if p.is_file()]
+
+
+SHIPPED_SCHEMA = Path(__file__).parent / "fixtures" / "store_schema"
+
+
+def shipped_steps(dialect: str, upto: int) -> list[str]:
+    """The DDL of migration steps 1..upto as released agent-tui versions ran them
+    (`sqlite` or `postgres`; the PostgreSQL step 1 has a `{fold}` placeholder), to make
+    databases the way older versions made them."""
+    return [(SHIPPED_SCHEMA / f"{dialect}-{n}.sql").read_text() for n in range(1, upto + 1)]

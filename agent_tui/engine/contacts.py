@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from agent_tui.limits import ANALYSIS_CHARS, bounded
 from agent_tui.model import Channel, Direction, Message
 from agent_tui.store import StoreBackend
-from agent_tui.store.sqlite import identity_kind, normalise_address
+from agent_tui.store.sql import identity_kind, normalise_address
 
 log = logging.getLogger(__name__)
 

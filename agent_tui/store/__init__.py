@@ -6,8 +6,11 @@ default), or for a postgresql:// URL the PostgreSQL store for teams on several h
 (agent_tui.store.postgres; needs the `postgres` extra, psycopg 3). `agent-tui store migrate`
 copies a SQLite store into an empty PostgreSQL database (agent_tui.store.migrate).
 
-The API is the protocol `StoreBackend` (agent_tui.store.base); `SqliteStore` and
-`PostgresStore` implement it.
+The API is the protocol `StoreBackend` (agent_tui.store.base). Layout: agent_tui.store.sql holds
+every query once (`SqlStore`, SQL with `?` placeholders, the row mappers); `SqliteStore`
+(agent_tui.store.sqlite) and `PostgresStore` (agent_tui.store.postgres) are its two dialects:
+connection, transactions and locks, type conversion, a few SQL fragments, search, change
+detection. agent_tui.store.schema describes the tables once and renders them for each.
 
 Threads: a Store object has one connection guarded by a lock, so it may be shared by threads,
 but a read then waits behind a running write transaction. A thread that must never wait (the
@@ -15,7 +18,7 @@ UI while a sync ingests) uses its own `store.reader()`: a second connection on t
 which WAL lets read while another writes. Other processes simply open the file themselves;
 `data_version()` tells cheaply whether anyone committed since the last look.
 
-API (agent_tui.store.sqlite.SqliteStore):
+API (agent_tui.store.sql.SqlStore):
 - ingest(account, messages, cursor_key=, cursor=) -> IngestResult: messages and cursor in one
   transaction (invariant 1); dedupe by (account, provider_id); tombstoned ids skipped; threading
   (mail: In-Reply-To/References, then normalised subject + same contact within 14 days, never into a
@@ -42,9 +45,10 @@ API (agent_tui.store.sqlite.SqliteStore):
 - Automation: record_auto_reply, last_auto_reply, automation_pending, record_decision,
   automation_decisions.
 
-Schema: agent_tui.store.schema, upgraded on open by `PRAGMA user_version` steps (each in a
-transaction); a file from a newer agent-tui is refused with StoreError. The file is created 0600
-(its directory 0700). Benchmark against plain sqlite3: scripts/bench/store.py. With `[store]
+Schema: agent_tui.store.schema, upgraded on open by numbered steps (SQLite: `PRAGMA
+user_version`, each step in a transaction; PostgreSQL: the row of `agent_tui_schema`); a store
+from a newer agent-tui is refused with StoreError. The SQLite file is created 0600 (its
+directory 0700). Benchmark against plain sqlite3: scripts/bench/store.py. With `[store]
 encryption_key` the file is encrypted at rest with SQLCipher; every SQLite connection to the store
 is opened by agent_tui.store.encryption.connect.
 """

@@ -117,8 +117,8 @@ class IllegalTransition(UsageError):
 class StoreBackend(Protocol):
     """What the engine, CLI and UI need from a store, whatever the database behind it.
 
-    The SQLite store (`agent_tui.store.sqlite.SqliteStore`) is the one implementation today;
-    a PostgreSQL store for teams on several hosts will be the second. Timestamps in and out are
+    `agent_tui.store.sql.SqlStore` implements it once for both dialects (`SqliteStore`,
+    `PostgresStore`). Timestamps in and out are
     timezone-aware UTC datetimes. Missing rows raise agent_tui.errors.NotFound; outbox moves
     the state machine does not have raise IllegalTransition.
     """

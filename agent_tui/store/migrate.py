@@ -19,8 +19,9 @@ from typing import Any
 
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.store.encryption import connect, db_errors
-from agent_tui.store.pg_schema import IDENTITY_TABLES
-from agent_tui.store.postgres import PostgresStore, _dumps, _one_line, _text, describe_url
+from agent_tui.store.postgres import PostgresStore, _dumps, _text, describe_url, one_line
+from agent_tui.store.schema import IDENTITY_TABLES
+from agent_tui.store.sql import WRITE_LOCK
 from agent_tui.store.sqlite import SqliteStore
 
 # Copy order: parents before children (foreign keys hold at every row).
@@ -48,7 +49,7 @@ class MigrateResult:
 def _column_types(store: PostgresStore, table: str) -> dict[str, str]:
     rows = store._query(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema=current_schema() AND table_name=%s", (table,))
+        "WHERE table_schema=current_schema() AND table_name=?", (table,))
     return {name: kind for name, kind in rows}
 
 
@@ -83,7 +84,7 @@ def migrate(source: str | Path, target_url: str, *, progress: Progress | None = 
             if target._query(f"SELECT EXISTS (SELECT 1 FROM {table})")[0][0]:
                 raise UsageError(f"{result.target} is not empty ({table} has rows); "
                                  "migrate only into a new database")
-        with target.transaction(exclusive=True) as pg:
+        with target.transaction(WRITE_LOCK) as pg:
             for table in TABLES:
                 result.counts[table] = _copy_table(db, target, pg, table, progress)
             for table in IDENTITY_TABLES:
@@ -112,7 +113,7 @@ def _copy_table(db: sqlite3.Connection, target: PostgresStore, pg: Any, table: s
     names = ", ".join(columns)
     order = "rowid" if table not in ("cursors",) else "account, key"
     try:
-        with pg.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        with pg.connection.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in db.execute(f"SELECT {names} FROM {table} ORDER BY {order}"):
                 copy.write_row([f(v) for f, v in zip(convert, row, strict=True)])
                 copied += 1
@@ -122,7 +123,7 @@ def _copy_table(db: sqlite3.Connection, target: PostgresStore, pg: Any, table: s
         raise StoreError(f"{table}: row {copied + 1} cannot be copied: {exc}") from None
     except Exception as exc:
         if type(exc).__module__.startswith("psycopg"):
-            raise StoreError(f"{table}: {_one_line(exc)}") from None
+            raise StoreError(f"{table}: {one_line(exc)}") from None
         raise
     if progress is not None:
         progress(table, copied, total)

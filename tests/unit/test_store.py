@@ -12,8 +12,8 @@ import pytest
 from agent_tui.errors import NotFound, StoreError
 from agent_tui.model import Channel, ConversationStatus, Direction, InboundMessage, OutboxState
 from agent_tui.store import IllegalTransition, Store, open_store
-from agent_tui.store.schema import MIGRATIONS
-from tests.conftest import store_sql
+from agent_tui.store.sqlite import MIGRATIONS
+from tests.conftest import shipped_steps, store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -282,7 +282,7 @@ def test_data_version_sees_other_connections(tmp_path: Path) -> None:
 def test_older_file_is_upgraded_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "agent.db"
     db = sqlite3.connect(path)
-    db.executescript(MIGRATIONS[0])
+    db.executescript(shipped_steps("sqlite", 1)[0])
     db.execute("INSERT INTO contacts(display_name, created_at) VALUES ('Kim', 'x')")
     db.execute("PRAGMA user_version=1")
     db.commit()

@@ -21,11 +21,9 @@ pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e 
 from agent_tui.cli import main
 from agent_tui.errors import StoreError, UsageError
 from agent_tui.model import AttachmentInfo, AutoFlags, Channel, Direction, InboundMessage
-from agent_tui.store import open_store
+from agent_tui.store import open_store, postgres, sqlite
 from agent_tui.store.migrate import DATA_TABLES, TABLES, migrate
-from agent_tui.store.pg_schema import PG_MIGRATIONS
 from agent_tui.store.postgres import PostgresStore
-from agent_tui.store.schema import MIGRATIONS
 from agent_tui.store.sqlite import SqliteStore
 from tests.conftest import store_sql
 
@@ -252,11 +250,11 @@ def test_ingest_from_two_processes_at_once_keeps_one_contact(postgres_url: str) 
 
 
 def test_schema_steps_keep_in_step_with_sqlite(empty_postgres_url: str) -> None:
-    assert len(PG_MIGRATIONS) == len(MIGRATIONS)
+    assert len(postgres.MIGRATIONS) == len(sqlite.MIGRATIONS)
     store = PostgresStore(empty_postgres_url)
-    assert store_sql(store, "SELECT version FROM agent_tui_schema") == [(len(MIGRATIONS),)]
+    assert store_sql(store, "SELECT version FROM agent_tui_schema") == [(len(postgres.MIGRATIONS),)]
     assert store.search_folding == "unaccent"
-    store_sql(store, "UPDATE agent_tui_schema SET version=?", (len(MIGRATIONS) + 1,))
+    store_sql(store, "UPDATE agent_tui_schema SET version=?", (len(postgres.MIGRATIONS) + 1,))
     store.close()
     with pytest.raises(StoreError, match="newer agent-tui"):
         PostgresStore(empty_postgres_url)
@@ -264,15 +262,14 @@ def test_schema_steps_keep_in_step_with_sqlite(empty_postgres_url: str) -> None:
 
 def test_older_database_is_upgraded_and_keeps_its_data(empty_postgres_url: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("agent_tui.store.postgres.PG_MIGRATIONS", PG_MIGRATIONS[:2])
-    monkeypatch.setattr("agent_tui.store.schema.MIGRATIONS", MIGRATIONS[:2])
+    monkeypatch.setattr("agent_tui.store.postgres.MIGRATIONS", postgres.MIGRATIONS[:2])
     old = PostgresStore(empty_postgres_url)
     old.ingest("sms", [message(Channel.SMS, "SM1", "+491701234567", "x")],
                cursor_key="m", cursor=None)
     old.close()
     monkeypatch.undo()
     store = PostgresStore(empty_postgres_url)
-    assert store_sql(store, "SELECT version FROM agent_tui_schema") == [(len(MIGRATIONS),)]
+    assert store_sql(store, "SELECT version FROM agent_tui_schema") == [(len(postgres.MIGRATIONS),)]
     assert store.count_conversations() == 1 and store.merge_proposals() == []
     store.close()
 

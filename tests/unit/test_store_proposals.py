@@ -11,8 +11,8 @@ import pytest
 from agent_tui.errors import NotFound, UsageError
 from agent_tui.model import Channel, Direction, InboundMessage
 from agent_tui.store import Store, open_store
-from agent_tui.store.schema import MIGRATIONS
-from tests.conftest import contact_of, store_sql
+from agent_tui.store.sqlite import MIGRATIONS
+from tests.conftest import contact_of, shipped_steps, store_sql
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -149,7 +149,7 @@ def test_proposal_outlives_its_deleted_message(store: Store, three: tuple[int, i
 def test_version_2_store_is_upgraded_with_its_data(tmp_path: Path) -> None:
     path = tmp_path / "agent.db"
     db = sqlite3.connect(path)
-    for step in MIGRATIONS[:2]:
+    for step in shipped_steps("sqlite", 2):
         db.executescript(step)
     db.execute("INSERT INTO contacts(display_name, created_at) VALUES ('Kim', 'x')")
     db.execute("INSERT INTO contacts(display_name, created_at) VALUES ('', 'x')")

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from agent_tui.engine.leases import holder_id
 from agent_tui.engine.replies import last_inbound, queue_reply
 from agent_tui.model import Contact, Conversation, Message
-from agent_tui.store.sqlite import identity_kind
+from agent_tui.store.sql import identity_kind
 from agent_tui.ui.widgets.composer import NOTE, REPLY, Composer, ReplyTarget
 
 if TYPE_CHECKING:
