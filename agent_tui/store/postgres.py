@@ -65,6 +65,7 @@ FOLD_PLAIN = "SELECT lower($1)"
 # Advisory lock keys (arbitrary 64-bit numbers, fixed forever).
 _LOCKS = {WRITE_LOCK: 0x6167_656E_7474_7569, ASSIGN_LOCK: 0x6167_656E_7461_7367}
 _MIGRATE_LOCK = 0x6167_656E_746D_6967      # schema steps: one process at a time
+_RUN_ONCE_LOCK = 0x6167_656E_7472_756E     # `run --once`: one run at a time on any host
 
 # Tables that may hold a person's text; rewritten after an erase or a purge.
 SCRUB_WAIT_SECONDS = 30.0
@@ -303,6 +304,22 @@ class PostgresStore(SqlStore):
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
+
+    @contextmanager
+    def run_once_lock(self) -> Iterator[bool]:
+        """Yield True when this process holds the one `run --once` lock of the database, for
+        every host: a session advisory lock on a connection of its own, which the server
+        frees when the process dies (its socket closes) or its host does (keepalives)."""
+        conn = self._connect()
+        try:
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                   (_RUN_ONCE_LOCK,)).fetchone()
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.where}: {one_line(exc)}") from None
+            yield bool(row and row[0])
+        finally:
+            conn.close()
 
     def reader(self) -> PostgresStore:
         """Another store on the same database with its own connection (the caller closes it)."""

@@ -11,7 +11,7 @@ import pytest
 
 from agent_tui.errors import NotFound, StoreError
 from agent_tui.model import Channel, ConversationStatus, Direction, OutboxState
-from agent_tui.store import IllegalTransition, Store, open_store
+from agent_tui.store import IllegalTransition, QueuedReply, Store, open_store
 from agent_tui.store.sqlite import MIGRATIONS
 from connectors.base import InboundMessage
 from tests.conftest import shipped_steps, store_sql
@@ -211,6 +211,24 @@ def test_outbox_transitions(store: Store) -> None:
     with pytest.raises(IllegalTransition):
         store.outbox_retry_later(oid, "x", now)
     assert store.outbox_counts() == {"sent": 1}
+
+
+def test_a_decision_queues_its_reply_and_a_second_decision_queues_no_second_reply(
+        store: Store) -> None:
+    store.ingest("shop", [mail("a@x")], cursor_key="m", cursor=None)
+    conv = store.list_conversations()[0]
+    [message] = store.get_messages(conv.id)
+    reply = QueuedReply(conv.id, "shop", {"text": "hi"}, "auto-a")
+    first = store.record_decision(message.id, "replied", "entry x", entry_id="x", score=0.9,
+                                  at=T0, reply=reply)
+    again = store.record_decision(message.id, "replied", "entry x", entry_id="x", score=0.9,
+                                  at=T0, reply=reply)
+
+    assert first is not None and again == first
+    assert [r.idempotency_key for r in store.outbox_rows()] == ["auto-a"]
+    assert store.automation_pending(since=T0 - timedelta(days=1)) == []
+    assert store.record_decision(message.id, "left", "", entry_id=None, score=None,
+                                 at=T0) is None
 
 
 def test_stuck_sending_rows_of_dead_processes(store: Store) -> None:
