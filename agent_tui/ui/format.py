@@ -26,14 +26,18 @@ def plain_line(text: str, style: str = "", limit: int | None = None) -> Text:
 
 
 def waited(since: datetime | None, now: datetime) -> str:
+    """How long a customer has waited, at a glance: `45m`, `5h 07m`, `1d 21h`, `12d`."""
     if since is None:
         return ""
-    minutes = int((now - since).total_seconds() // 60)
+    minutes = max(int((now - since).total_seconds() // 60), 0)
     if minutes < 60:
-        return f"{max(minutes, 0)}m"
-    if minutes < 48 * 60:
-        return f"{minutes // 60}h{minutes % 60:02d}"
-    return f"{minutes // 1440}d"
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours}h {minutes % 60:02d}m"
+    if hours < 7 * 24:
+        return f"{hours // 24}d {hours % 24}h"
+    return f"{hours // 24}d"
 
 
 def human_size(size: int) -> str:

@@ -84,3 +84,17 @@ def email_settings(dovecot: Dovecot, mail_user: tuple[str, str],
     def make(**overrides: Any) -> EmailSettings:
         return settings_for(dovecot, mail_user[0], smtp_sink, **overrides)
     return make
+
+
+@pytest.fixture
+def shop(tmp_path: Path, dovecot: Dovecot, mail_user: tuple[str, str], smtp_sink: SmtpSink,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An installation with one mail account on the session's Dovecot and the SMTP sink (a
+    `tests.integration.cli_harness.Shop`); modules that need chat channels define their own."""
+    from tests.integration.cli_harness import MAIL_PASSWORD_ENV, Shop
+
+    user, password = mail_user
+    monkeypatch.setenv(MAIL_PASSWORD_ENV, password)
+    installed = Shop(tmp_path / "shop", user, password, dovecot, smtp_sink)
+    installed.write_config()
+    yield installed

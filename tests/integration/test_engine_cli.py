@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,22 +23,11 @@ from agent_tui.engine.outbox import outbound_from_row
 from agent_tui.model import OutboxState
 from agent_tui.store import OutboxRow, open_store
 from connectors.email import EmailConnector
-from tests.fakes.dovecot import Dovecot, free_port
-from tests.fakes.smtp_sink import SmtpSink
+from tests.fakes.dovecot import free_port
 from tests.integration.cli_harness import MAIL_PASSWORD_ENV, Shop, run_cli
 from tests.integration.conftest import settings_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def shop(tmp_path: Path, dovecot: Dovecot, mail_user: tuple[str, str], smtp_sink: SmtpSink,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    user, password = mail_user
-    monkeypatch.setenv(MAIL_PASSWORD_ENV, password)
-    installed = Shop(tmp_path / "shop", user, password, dovecot, smtp_sink)
-    installed.write_config()
-    yield installed
 
 
 def only_conversation(shop: Shop) -> dict[str, object]:

@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fakes.dovecot import Dovecot
-from tests.fakes.smtp_sink import SmtpSink
-from tests.integration.cli_harness import MAIL_PASSWORD_ENV, Shop
+from tests.integration.cli_harness import Shop
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +65,10 @@ def hostile_mails(shop_address: str) -> list[bytes]:
 
 
 @pytest.fixture
-def shop(tmp_path: Path, dovecot: Dovecot, mail_user: tuple[str, str], smtp_sink: SmtpSink,
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
-    user, password = mail_user
-    monkeypatch.setenv(MAIL_PASSWORD_ENV, password)
-    installed = Shop(tmp_path / "shop", user, password, dovecot, smtp_sink)
+def configured_shop(shop: Shop) -> Shop:
     # A configured order pattern as a shop writes one, and urgency/enrichment on every message.
-    installed.write_config(extra='[enrichment]\norder_regex = "(?i)bestellung\\\\s*(\\\\d{4,})"\n')
-    yield installed
+    shop.write_config(extra='[enrichment]\norder_regex = "(?i)bestellung\\\\s*(\\\\d{4,})"\n')
+    return shop
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -90,7 +83,9 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def test_hostile_mail_never_reaches_the_terminal_and_never_freezes_sync(shop: Shop) -> None:
+def test_hostile_mail_never_reaches_the_terminal_and_never_freezes_sync(
+        configured_shop: Shop) -> None:
+    shop = configured_shop
     for raw in hostile_mails(shop.mail_user):
         shop.deliver(raw)
 

@@ -12,6 +12,7 @@ from agent_tui.cli import main
 from agent_tui.model import Channel, Direction
 from agent_tui.store import open_store
 from connectors.base import InboundMessage
+from tests.conftest import REPO
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
@@ -84,3 +85,40 @@ def test_secret_never_in_error_output(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "s3cr3t-t0ken-value" not in captured.out + captured.err
     summary = json.loads(captured.out)
     assert summary["format"] == 1 and summary["accounts"][0]["ok"] is False
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent_tui import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"agent-tui {__version__}"
+
+
+@pytest.mark.parametrize("command", [["sync"], ["run", "--once"], ["sync", "--watch"]])
+def test_fetching_without_accounts_says_so_and_exits_2(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), *command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("agent-tui: error: no accounts configured in ") and str(path) in err
+    assert len(err.splitlines()) == 1
+
+
+def test_init_writes_the_example_config_private_and_never_overwrites(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent_tui.config import load_config
+
+    target = tmp_path / "new" / "agent-tui.toml"
+    assert main(["--config", str(target), "init"]) == 0
+    assert str(target) in capsys.readouterr().out
+    assert (target.stat().st_mode & 0o777) == 0o600
+    assert (target.parent.stat().st_mode & 0o777) == 0o700
+    assert target.read_bytes() == (REPO / "config.example.toml").read_bytes()
+    assert load_config(target).accounts                   # the example loads as it is
+
+    target.write_text("# mine\n")
+    assert main(["--config", str(target), "init"]) == 2
+    assert "never overwrites" in capsys.readouterr().err
+    assert target.read_text() == "# mine\n"
