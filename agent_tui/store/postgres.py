@@ -19,8 +19,9 @@ How it keeps SQLite's promises with several writers on several hosts:
 - live updates: triggers NOTIFY `agent_tui_changes`; `data_version()` drains the notifications
   a dedicated LISTEN connection received, without reading any table (one non-blocking socket
   read); `wait_for_change(timeout)` blocks until one arrives.
-- erase and retention: rows deleted, then VACUUM FULL rewrites the tables that held the
-  person's text (as SQLite's VACUUM does). PostgreSQL's WAL and backups are the operator's.
+- erase: rows deleted, then VACUUM FULL rewrites the tables that held the person's text (as
+  SQLite's VACUUM does); retention (cron) runs plain VACUUM, never VACUUM FULL, which would lock
+  the team out. PostgreSQL's WAL and backups are the operator's.
 - search: a tsvector kept by a trigger, GIN-indexed, 'simple' configuration (no stemming:
   German compounds and names stay whole; every query word a prefix, as in SQLite) over text
   folded by `agent_tui_fold()`: lower(unaccent(text)) when the unaccent extension can be made
@@ -466,6 +467,18 @@ class PostgresStore(SqlStore):
             time.sleep(0.05)
             before &= set(self._query(query))
         return True
+
+    def _after_purge(self) -> None:
+        """Retention runs from cron: plain VACUUM, which marks the deleted rows' space free for
+        reuse without the exclusive lock of VACUUM FULL (that would lock the whole team out for
+        as long as it rewrites the tables). An erasure still rewrites them."""
+        with self._lock:
+            db = self._connection()
+            for table in _SCRUB_TABLES:
+                try:
+                    db.execute(pgsql.SQL("VACUUM (ANALYZE) {}").format(pgsql.Identifier(table)))
+                except psycopg.Error as exc:
+                    log.warning("%s: VACUUM %s failed: %s", self.where, table, one_line(exc))
 
     def _scrub(self) -> None:
         """Leave no erased text in the tables' files: rewrite them (and their indexes), and

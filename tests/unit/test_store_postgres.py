@@ -349,6 +349,28 @@ def test_a_transaction_cut_before_its_commit_is_not_repeated_and_the_next_one_ru
         store.close()
 
 
+def test_retention_never_locks_others_out_with_vacuum_full(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    reading = PostgresStore(postgres_url, migrate=False)
+    try:
+        seed_every_channel(store)
+        closed = store.list_conversations()[0].id
+        store.set_status(closed, "closed")
+        # A colleague's open transaction holds a share lock on the tables (VACUUM FULL would
+        # wait for it, and every later reader would wait behind VACUUM FULL).
+        with reading.transaction() as db:
+            db.execute("SELECT count(*) FROM messages").fetchone()
+            done = threading.Event()
+            purge = threading.Thread(target=lambda: (
+                store.purge_closed(datetime.now(UTC) + timedelta(days=1)), done.set()))
+            purge.start()
+            assert done.wait(20), "retention waited for an exclusive lock"
+            purge.join()
+    finally:
+        reading.close()
+        store.close()
+
+
 def test_connections_have_keepalives_and_a_statement_timeout(postgres_url: str) -> None:
     store = PostgresStore(postgres_url)
     try:
