@@ -299,13 +299,15 @@ class PostgresStore(SqlStore):
         return "unaccent" if rows and "unaccent" in rows[0][0] else "lower"
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[_Transaction]:
+    def transaction(self, lock: str | None = None, *,
+                    durable: bool = False) -> Iterator[_Transaction]:
         """One write transaction; `lock` (WRITE_LOCK, ASSIGN_LOCK) also takes that
         store-wide advisory lock, which serialises those writers as SQLite's one writer does.
 
         A connection the server dropped is replaced, and BEGIN repeated on the new one: nothing
         had been sent. A failure after BEGIN is never repeated here (at COMMIT its outcome is
-        unknown): it raises StoreError, and the caller's next call connects again."""
+        unknown): it raises StoreError, and the caller's next call connects again. `durable`:
+        every commit is (PostgreSQL's synchronous_commit, on unless an operator turned it off)."""
         with self._lock:
             try:
                 with ExitStack() as stack:

@@ -231,8 +231,10 @@ class SqlStore:
         cls._conversation = staticmethod(_conversation_mapper(cls.ts_out, cls.json_out))
         cls._message = staticmethod(_message_mapper(cls.ts_out, cls.json_out))
 
-    def transaction(self, lock: str | None = None) -> AbstractContextManager[Any]:
-        """One write transaction (its connection-like object has execute/executemany)."""
+    def transaction(self, lock: str | None = None, *,
+                    durable: bool = False) -> AbstractContextManager[Any]:
+        """One write transaction (its connection-like object has execute/executemany);
+        `durable`: on disk when it returns, power loss included."""
         raise NotImplementedError
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -885,7 +887,9 @@ class SqlStore:
             params = sorted(accounts)
             extra = f" AND account IN ({_marks(params)})"
         at = self.ts(now)
-        with self.transaction() as db:
+        # Durable before the network send it precedes: a claim lost to power loss would put a
+        # reply that went out back in `queued`, and it would go out again.
+        with self.transaction(durable=True) as db:
             row = db.execute(
                 "UPDATE outbox SET state='sending', attempts=attempts+1, attempted_at=?, "
                 "claimed_by=?, updated_at=? WHERE id=(SELECT id FROM outbox WHERE "

@@ -231,6 +231,21 @@ def test_a_decision_queues_its_reply_and_a_second_decision_queues_no_second_repl
                                  at=T0) is None
 
 
+def test_an_outbox_claim_is_synced_to_disk_before_it_returns(sqlite_store: Store) -> None:
+    sqlite_store.ingest("shop", [mail("a@x")], cursor_key="m", cursor=None)
+    conv = sqlite_store.list_conversations()[0].id
+    sqlite_store.outbox_enqueue(conv, "shop", {}, "k")
+    statements: list[str] = []
+    sqlite_store._db.set_trace_callback(statements.append)
+
+    assert sqlite_store.outbox_claim_next(datetime.now(UTC)) is not None
+
+    sqlite_store._db.set_trace_callback(None)
+    assert statements[0] == "PRAGMA synchronous=FULL" and statements[-2] == "COMMIT"
+    assert statements[-1] == "PRAGMA synchronous=NORMAL"
+    assert tuple(sqlite_store._db.execute("PRAGMA synchronous").fetchone()) == (1,)  # NORMAL
+
+
 def test_stuck_sending_rows_of_dead_processes(store: Store) -> None:
     store.ingest("shop", [mail("a@x")], cursor_key="m", cursor=None)
     conv = store.list_conversations()[0].id
