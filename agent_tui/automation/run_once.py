@@ -1,6 +1,7 @@
 """`agent-tui run --once`: what cron runs. Sync, decide, answer the routine, flush, report.
 
-One run at a time (a lock file; a second run exits 0 at once). Accounts whose fetch lease a TUI
+One run at a time (a lock file next to a SQLite store, an advisory lock on PostgreSQL that holds
+across hosts; a second run exits 0 at once). Accounts whose fetch lease a TUI
 holds are not fetched (invariant 10): the run works from the store and the outbox for them. Every
 inbound message gets exactly one recorded decision, so a message is never answered twice across
 runs; the per-contact window (invariant 5) holds even across channels of one contact.
@@ -28,7 +29,7 @@ from agent_tui.automation.rules import Decision, MessageFacts, decide, validate_
 from agent_tui.automation.safety import refusal_reason
 from agent_tui.config import Config
 from agent_tui.engine.outbox import FlushResult
-from agent_tui.engine.replies import queue_reply
+from agent_tui.engine.replies import automatic_reply_key, build_reply
 from agent_tui.engine.runtime import account_address, flush_outbox, sync_once
 from agent_tui.engine.suggestions import load_suggester, render_context
 from agent_tui.engine.sync import SyncResult
@@ -37,7 +38,7 @@ from agent_tui.knowledge.loader import load_knowledge
 from agent_tui.knowledge.render import render
 from agent_tui.knowledge.suggest import Suggester
 from agent_tui.model import Message
-from agent_tui.store import StoreBackend, open_configured_store
+from agent_tui.store import QueuedReply, StoreBackend, open_configured_store
 
 # Messages older than this when automation first sees them get no automatic answer: turning
 # auto_reply on must not answer last month's mail.
@@ -110,9 +111,8 @@ class RunReport:
 
 
 def lock_path(config: Config) -> Path:
-    store = config.store.path
-    base = Path(store).parent if not config.store.is_postgres else Path.home()
-    return base / "run-once.lock"
+    """The lock file of a SQLite store's runs (a PostgreSQL store locks in the database)."""
+    return Path(config.store.path).parent / "run-once.lock"
 
 
 @contextlib.contextmanager
@@ -156,15 +156,18 @@ class Automation:
     def decide_all(self) -> list[MessageReport]:
         reports = []
         for message in self.store.automation_pending(since=self.now - MAX_AGE):
-            report = self.decide_one(message)
+            report, reply = self.decide_one(message)
             reports.append(report)
             if not self.dry_run:
+                # The decision and its reply in one transaction, the reply's key derived from
+                # the message: a crash leaves both or neither, and a rerun finds it decided.
                 self.store.record_decision(message.id, report.decision, report.why,
                                            entry_id=report.entry, score=report.score,
-                                           at=self.now)
+                                           at=self.now, reply=reply)
         return reports
 
-    def decide_one(self, message: Message) -> MessageReport:
+    def decide_one(self, message: Message) -> tuple[MessageReport, QueuedReply | None]:
+        """The decision on one message and the reply to queue with it (None: no reply)."""
         conversation = self.store.get_conversation(message.conversation_id)
         report = MessageReport(message.id, conversation.id, message.account, message.sender,
                                "left", "no rule or automatic answer applies")
@@ -188,28 +191,29 @@ class Automation:
                 self._apply(conversation.id, decision)
         entry_id = self._reply_entry(decision, top, is_open)
         if entry_id is None:
-            return report
+            return report, None
         refusal = self._refusal(message, conversation.contact_id, entry_id, top)
         report.entry = entry_id
         if refusal is not None:
             report.decision = "left" if report.decision == "left" else report.decision
             report.why = f"no automatic reply: {refusal}"
-            return report
+            return report, None
         entry = self.kb.get(entry_id) if self.kb else None
         assert entry is not None  # _refusal checked it
         rendered = render(entry, render_context(self.config, conversation), str(message.channel))
         if not rendered.complete:
             report.why = ("no automatic reply: placeholders unfilled: "
                           + ", ".join(rendered.missing))
-            return report
+            return report, None
         self.answered_now[conversation.contact_id] = self.now
         if self.dry_run:
             report.decision, report.why = "would-reply", f"entry {entry_id}"
-            return report
-        queue_reply(self.store, conversation.id, rendered.text, author="agent-tui (automatic)",
-                    automatic=True, entry_id=entry_id)
+            return report, None
+        reply = build_reply(self.store, conversation.id, rendered.text,
+                            author="agent-tui (automatic)", automatic=True, entry_id=entry_id,
+                            idempotency_key=automatic_reply_key(message))
         report.decision, report.why = "replied", f"entry {entry_id}"
-        return report
+        return report, reply
 
     def _reply_entry(self, decision: Decision, top: Any, is_open: bool) -> str | None:
         auto = self.config.automation
@@ -294,25 +298,49 @@ def _holder(lock: Path) -> str:
 def cmd_run_once(config: Config, *, dry_run: bool, as_json: bool,
                  stdout: TextIO | None = None) -> int:
     out = stdout or sys.stdout
-    lock = lock_path(config)
-    with run_lock(lock) as held:
-        if not held:
-            message = (f"already running: another `agent-tui run --once`{_holder(lock)} holds "
-                       f"{lock}; nothing to do")
+    with _exclusive(config) as (store, busy):
+        if store is None:
             if as_json:
-                json.dump({"format": 1, "skipped": message}, out)
+                json.dump({"format": 1, "skipped": busy}, out)
                 out.write("\n")
             else:
-                out.write(message + "\n")
+                out.write(busy + "\n")
             return 0
-        store = open_configured_store(config.store)
-        try:
-            report = asyncio.run(run_once(config, store, dry_run=dry_run))
-        finally:
-            store.close()
+        report = asyncio.run(run_once(config, store, dry_run=dry_run))
     if as_json:
         json.dump(report.as_json(), out, ensure_ascii=False)
         out.write("\n")
     else:
         out.write(report.text())
     return 1 if report.failed_accounts else 0
+
+
+@contextlib.contextmanager
+def _exclusive(config: Config) -> Iterator[tuple[StoreBackend | None, str]]:
+    """The open store while this is the only run, else (None, why not). SQLite: a lock file
+    next to the store, taken before opening it. PostgreSQL: an advisory lock, which holds
+    across hosts, so cron on two machines never decides on one message twice."""
+    if config.store.is_postgres:
+        from agent_tui.store.postgres import PostgresStore
+
+        store = open_configured_store(config.store)
+        assert isinstance(store, PostgresStore)
+        try:
+            with store.run_once_lock() as held:
+                busy = ("" if held else "already running: another `agent-tui run --once` "
+                        f"holds the run lock of {store.where}; nothing to do")
+                yield (store if held else None), busy
+        finally:
+            store.close()
+        return
+    lock = lock_path(config)
+    with run_lock(lock) as held:
+        if not held:
+            yield None, (f"already running: another `agent-tui run --once`{_holder(lock)} "
+                         f"holds {lock}; nothing to do")
+            return
+        store = open_configured_store(config.store)
+        try:
+            yield store, ""
+        finally:
+            store.close()

@@ -6,13 +6,14 @@ another one, and mail carries the threading headers of the message it answers.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from agent_tui.errors import UsageError
 from agent_tui.model import Channel, Direction, Message
-from agent_tui.store import StoreBackend
+from agent_tui.store import QueuedReply, StoreBackend
 
 
 def last_inbound(messages: list[Message]) -> Message | None:
@@ -22,15 +23,34 @@ def last_inbound(messages: list[Message]) -> Message | None:
     return None
 
 
+def automatic_reply_key(message: Message) -> str:
+    """The outbox key of the automatic answer to `message`: the same on every run and host, so
+    the one message can never queue two answers (and a mail answer's Message-ID is as stable)."""
+    seed = f"auto-reply\0{message.account}\0{message.provider_id}".encode()
+    return "auto-" + hashlib.sha256(seed).hexdigest()[:32]
+
+
 def queue_reply(store: StoreBackend, conversation_id: int, text: str, *, author: str,
-                to: str | None = None, automatic: bool = False,
-                entry_id: str | None = None, suggestion_edited: bool = False,
-                suggestions_shown: bool = False) -> int:
-    """Write a reply to the outbox (before any network call) and return its outbox id.
+                to: str | None = None, entry_id: str | None = None,
+                suggestion_edited: bool = False, suggestions_shown: bool = False) -> int:
+    """Write a person's reply to the outbox (before any network call); returns its outbox id.
 
     `entry_id`, `suggestion_edited` and `suggestions_shown` record how suggestions were used
     (taken unchanged, edited, or ignored) for `agent-tui stats`.
     """
+    reply = build_reply(store, conversation_id, text, author=author, to=to,
+                        idempotency_key=uuid.uuid4().hex, entry_id=entry_id,
+                        suggestion_edited=suggestion_edited,
+                        suggestions_shown=suggestions_shown)
+    return store.outbox_enqueue(reply.conversation_id, reply.account, reply.payload,
+                                reply.idempotency_key)
+
+
+def build_reply(store: StoreBackend, conversation_id: int, text: str, *, author: str,
+                idempotency_key: str, to: str | None = None, automatic: bool = False,
+                entry_id: str | None = None, suggestion_edited: bool = False,
+                suggestions_shown: bool = False) -> QueuedReply:
+    """The outbox row of a reply: recipient, threading and how suggestions were used."""
     text = text.strip()
     if not text:
         raise UsageError("the reply is empty")
@@ -65,8 +85,7 @@ def queue_reply(store: StoreBackend, conversation_id: int, text: str, *, author:
             payload["chat_id"] = chat_id
             if chat_id.startswith("-"):
                 payload["in_reply_to"] = parent.provider_id
-    return store.outbox_enqueue(conversation_id, conversation.account, payload,
-                                idempotency_key=uuid.uuid4().hex)
+    return QueuedReply(conversation_id, conversation.account, payload, idempotency_key)
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_INTERVAL = 30.0          # seconds between outbox flushes when nothing wakes it
 RETRY_AFTER_ERROR = 60.0        # seconds before a failed account is synced again
+RETRY_AFTER_STORE_ERROR = 5.0   # ... when the database was away (a restart is over in seconds)
 WEBHOOK_CURSOR_KEY = "webhook"  # webhook messages move no cursor; the poll keeps its own
 
 
@@ -291,7 +292,8 @@ class Engine:
             if result.new:
                 self.wake_outbox()
             if result.error:
-                await asyncio.sleep(RETRY_AFTER_ERROR)
+                await asyncio.sleep(RETRY_AFTER_STORE_ERROR if result.error_kind == "store"
+                                    else RETRY_AFTER_ERROR)
                 continue
             try:
                 await self._wait_for_news(connector)
@@ -326,6 +328,8 @@ class Engine:
         while True:
             try:
                 await sender.flush()
+            except AgentTuiError as exc:      # the store is away for a moment: next round
+                log.warning("outbox flush failed: %s", exc)
             except Exception:  # the loop must survive anything one row does
                 log.exception("outbox flush failed")
             self._outbox_wake.clear()

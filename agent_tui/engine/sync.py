@@ -7,6 +7,7 @@ Only one process fetches an account at a time (invariant 10): the fetch lease is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 from agent_tui.engine.contacts import DEFAULT_REGION, propose_merges
 from agent_tui.engine.leases import dead_here, describe, holder_id
+from agent_tui.errors import StoreError
 from agent_tui.store import StoreBackend
 from connectors.base import AuthError, ConflictError, Connector, ConnectorError
 
@@ -37,7 +39,7 @@ class SyncResult:
     skipped: int = 0
     seconds: float = 0.0
     error: str = ""
-    error_kind: str = ""            # "auth" | "conflict" | "network" | "busy"
+    error_kind: str = ""            # "auth" | "conflict" | "network" | "busy" | "store"
     new_message_ids: list[int] = field(default_factory=list)
     conversation_ids: set[int] = field(default_factory=set)
     assigned: dict[int, str] = field(default_factory=dict)   # new conversation -> agent
@@ -104,11 +106,15 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
     started = time.monotonic()
     holder = holder_id()
     lease = fetch_lease_name(account)
-    if not _acquire_fetch_lease(store, lease, holder):
-        who = store.lease_holder(lease)
-        result.error = (f"another agent-tui process ({describe(who) if who else 'unknown'}) is "
-                        "fetching this account; what it fetches lands in the same store")
-        result.error_kind = "busy"
+    try:
+        if not _acquire_fetch_lease(store, lease, holder):
+            who = store.lease_holder(lease)
+            result.error = (f"another agent-tui process ({describe(who) if who else 'unknown'}) "
+                            "is fetching this account; what it fetches lands in the same store")
+            result.error_kind = "busy"
+            return result
+    except StoreError as exc:
+        result.error, result.error_kind = str(exc), "store"
         return result
     try:
         cursor = store.get_cursor(account, CURSOR_KEY)
@@ -142,8 +148,13 @@ async def sync_account(store: StoreBackend, connector: Connector, account: str, 
         result.error, result.error_kind = str(exc), "conflict"
     except ConnectorError as exc:
         result.error, result.error_kind = str(exc), "network"
+    except StoreError as exc:
+        # The database went away (a restart, a network cut): the batch and its cursor were
+        # not stored together, so the next sync fetches it again; nothing is lost.
+        result.error, result.error_kind = str(exc), "store"
     finally:
-        store.release_lease(lease, holder)
+        with contextlib.suppress(StoreError):     # unreleased, the lease expires by itself
+            store.release_lease(lease, holder)
         result.seconds = time.monotonic() - started
     if result.error:
         log.warning("sync %s failed: %s", account, result.error)

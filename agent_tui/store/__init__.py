@@ -42,7 +42,8 @@ API (agent_tui.store.sql.SqlStore):
   erase_contact deletes every proposal and hint naming the person. add_contact_hint and
   contact_hints remember an address seen in a message before any contact holds it;
   get_message_extra reads a message's connector extras (Telegram shared_phone, mail reply_to).
-- Automation: record_auto_reply, last_auto_reply, automation_pending, record_decision,
+- Automation: record_auto_reply, last_auto_reply, automation_pending, record_decision (with
+  the reply it queues, in one transaction),
   automation_decisions.
 
 Schema: agent_tui.store.schema, upgraded on open by numbered steps (SQLite: `PRAGMA
@@ -65,6 +66,7 @@ from agent_tui.store.base import (
     IngestResult,
     MergeProposal,
     OutboxRow,
+    QueuedReply,
     SearchHit,
     StoreBackend,
 )
@@ -75,7 +77,8 @@ from agent_tui.store.sqlite import SqliteStore
 Store = SqliteStore
 
 __all__ = ["ContactHint", "IllegalTransition", "IngestResult", "MergeProposal", "OutboxRow",
-           "SearchHit", "Store", "StoreBackend", "open_configured_store", "open_store"]
+           "QueuedReply", "SearchHit", "Store", "StoreBackend", "open_configured_store",
+           "open_store"]
 
 if TYPE_CHECKING:
     def _sqlite_is_a_backend(store: SqliteStore) -> StoreBackend:

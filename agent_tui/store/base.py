@@ -50,6 +50,15 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedReply:
+    """A reply to write to the outbox together with the decision that made it."""
+    conversation_id: int
+    account: str
+    payload: dict[str, Any]
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatsMessage:
     """One message of a conversation active in a stats period, with how its reply was made."""
     conversation_id: int
@@ -225,5 +234,6 @@ class StoreBackend(Protocol):
     def last_auto_reply(self, contact_id: int) -> datetime | None: ...
     def automation_pending(self, since: datetime) -> list[Message]: ...
     def record_decision(self, message_id: int, decision: str, why: str, *,
-                        entry_id: str | None, score: float | None, at: datetime) -> None: ...
+                        entry_id: str | None, score: float | None, at: datetime,
+                        reply: QueuedReply | None = None) -> int | None: ...
     def automation_decisions(self, conversation_id: int) -> list[dict[str, Any]]: ...

@@ -19,8 +19,9 @@ How it keeps SQLite's promises with several writers on several hosts:
 - live updates: triggers NOTIFY `agent_tui_changes`; `data_version()` drains the notifications
   a dedicated LISTEN connection received, without reading any table (one non-blocking socket
   read); `wait_for_change(timeout)` blocks until one arrives.
-- erase and retention: rows deleted, then VACUUM FULL rewrites the tables that held the
-  person's text (as SQLite's VACUUM does). PostgreSQL's WAL and backups are the operator's.
+- erase: rows deleted, then VACUUM FULL rewrites the tables that held the person's text (as
+  SQLite's VACUUM does); retention (cron) runs plain VACUUM, never VACUUM FULL, which would lock
+  the team out. PostgreSQL's WAL and backups are the operator's.
 - search: a tsvector kept by a trigger, GIN-indexed, 'simple' configuration (no stemming:
   German compounds and names stay whole; every query word a prefix, as in SQLite) over text
   folded by `agent_tui_fold()`: lower(unaccent(text)) when the unaccent extension can be made
@@ -36,7 +37,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -62,9 +63,15 @@ SEARCH_TEXT_CHARS = 200_000     # a tsvector holds at most 1 MB; longer text is 
 FOLD_UNACCENT = "SELECT lower({unaccent}('{dictionary}'::regdictionary, $1))"
 FOLD_PLAIN = "SELECT lower($1)"
 
+# Every connection: keepalives, so a server or a network that vanished is noticed within about a
+# minute (and the server frees the locks of a client host that died); a statement timeout, so no
+# query waits forever on a lock or a stalled server. `_scrub` lifts the timeout for VACUUM FULL.
+STATEMENT_TIMEOUT = "60s"
+
 # Advisory lock keys (arbitrary 64-bit numbers, fixed forever).
 _LOCKS = {WRITE_LOCK: 0x6167_656E_7474_7569, ASSIGN_LOCK: 0x6167_656E_7461_7367}
 _MIGRATE_LOCK = 0x6167_656E_746D_6967      # schema steps: one process at a time
+_RUN_ONCE_LOCK = 0x6167_656E_7472_756E     # `run --once`: one run at a time on any host
 
 # Tables that may hold a person's text; rewritten after an erase or a purge.
 SCRUB_WAIT_SECONDS = 30.0
@@ -217,6 +224,7 @@ class PostgresStore(SqlStore):
         self._listener: psycopg.Connection[Any] | None = None
         self._notifications = 0
         self._changed: set[str] = set()
+        self._depth = 0          # open transactions on this connection (never reconnect inside)
         self._db = self._connect()
         self.search_folding = "lower"
         if migrate:
@@ -228,15 +236,30 @@ class PostgresStore(SqlStore):
                                  f"{one_line(exc)}") from None
         self.search_folding = self._folding()
 
-    def _connect(self) -> psycopg.Connection[Any]:
+    def _connect(self, application_name: str = "agent-tui") -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
-                                   application_name="agent-tui")
+            conn = psycopg.connect(self.url, autocommit=True, application_name=application_name,
+                                   connect_timeout=10, keepalives=1, keepalives_idle=30,
+                                   keepalives_interval=10, keepalives_count=3)
+            conn.adapters.register_dumper(str, _NulFreeText)
+            conn.execute("SELECT set_config('TimeZone', 'UTC', false), "
+                         "set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: cannot open the store: {one_line(exc)}") from None
-        conn.adapters.register_dumper(str, _NulFreeText)
-        conn.execute("SET TIME ZONE 'UTC'")
         return conn
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The store's connection; a new one when the server dropped the old (a restart, a
+        network cut), which is only ever noticed between transactions."""
+        if self._depth == 0 and (self._db.closed or self._db.broken):
+            log.info("%s: connection lost, connecting again", self.where)
+            self._db.close()
+            self._db = self._connect()
+        return self._db
+
+    def _lost(self, db: psycopg.Connection[Any]) -> bool:
+        """The statement failed because `db` is gone (not because of what it asked)."""
+        return self._depth == 0 and (db.closed or db.broken)
 
     def _migrate(self) -> None:
         with self._db.transaction():
@@ -276,23 +299,49 @@ class PostgresStore(SqlStore):
         return "unaccent" if rows and "unaccent" in rows[0][0] else "lower"
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[_Transaction]:
+    def transaction(self, lock: str | None = None, *,
+                    durable: bool = False) -> Iterator[_Transaction]:
         """One write transaction; `lock` (WRITE_LOCK, ASSIGN_LOCK) also takes that
-        store-wide advisory lock, which serialises those writers as SQLite's one writer does."""
+        store-wide advisory lock, which serialises those writers as SQLite's one writer does.
+
+        A connection the server dropped is replaced, and BEGIN repeated on the new one: nothing
+        had been sent. A failure after BEGIN is never repeated here (at COMMIT its outcome is
+        unknown): it raises StoreError, and the caller's next call connects again. `durable`:
+        every commit is (PostgreSQL's synchronous_commit, on unless an operator turned it off)."""
         with self._lock:
             try:
-                with self._db.transaction():
+                with ExitStack() as stack:
+                    db = self._connection()
+                    try:
+                        stack.enter_context(db.transaction())
+                    except psycopg.OperationalError:
+                        if not self._lost(db):
+                            raise
+                        db = self._connection()
+                        stack.enter_context(db.transaction())
+                    self._depth += 1
+                    stack.callback(self._leave)
                     if lock is not None:
-                        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCKS[lock],))
-                    yield _Transaction(self._db)
+                        db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCKS[lock],))
+                    yield _Transaction(db)
             except psycopg.OperationalError as exc:
                 raise StoreError(f"{self.where}: {one_line(exc)}") from None
             self._writes += 1
 
+    def _leave(self) -> None:
+        self._depth -= 1
+
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read; a read that met a dropped connection is read again on a new one."""
         with self._lock:
+            db = self._connection()
             try:
-                return self._db.execute(_placeholders(sql), params).fetchall()
+                return db.execute(_placeholders(sql), params).fetchall()
+            except psycopg.OperationalError as exc:
+                if not self._lost(db):
+                    raise StoreError(f"{self.where}: {one_line(exc)}") from None
+            try:
+                return self._connection().execute(_placeholders(sql), params).fetchall()
             except psycopg.OperationalError as exc:
                 raise StoreError(f"{self.where}: {one_line(exc)}") from None
 
@@ -303,6 +352,22 @@ class PostgresStore(SqlStore):
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
+
+    @contextmanager
+    def run_once_lock(self) -> Iterator[bool]:
+        """Yield True when this process holds the one `run --once` lock of the database, for
+        every host: a session advisory lock on a connection of its own, which the server
+        frees when the process dies (its socket closes) or its host does (keepalives)."""
+        conn = self._connect("agent-tui run --once")
+        try:
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                   (_RUN_ONCE_LOCK,)).fetchone()
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.where}: {one_line(exc)}") from None
+            yield bool(row and row[0])
+        finally:
+            conn.close()
 
     def reader(self) -> PostgresStore:
         """Another store on the same database with its own connection (the caller closes it)."""
@@ -323,11 +388,10 @@ class PostgresStore(SqlStore):
     def _listening(self) -> psycopg.Connection[Any]:
         if self._listener is None or self._listener.closed:
             try:
-                self._listener = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
-                                                 application_name="agent-tui listen")
+                self._listener = self._connect("agent-tui listen")
                 self._listener.execute(
                     pgsql.SQL("LISTEN {}").format(pgsql.Identifier(NOTIFY_CHANNEL)))
-            except psycopg.Error as exc:
+            except (psycopg.Error, StoreError) as exc:
                 raise StoreError(f"{self.where}: cannot listen for changes: "
                                  f"{one_line(exc)}") from None
             self._notifications += 1       # changes before LISTEN are unknown: count as one
@@ -406,6 +470,18 @@ class PostgresStore(SqlStore):
             before &= set(self._query(query))
         return True
 
+    def _after_purge(self) -> None:
+        """Retention runs from cron: plain VACUUM, which marks the deleted rows' space free for
+        reuse without the exclusive lock of VACUUM FULL (that would lock the whole team out for
+        as long as it rewrites the tables). An erasure still rewrites them."""
+        with self._lock:
+            db = self._connection()
+            for table in _SCRUB_TABLES:
+                try:
+                    db.execute(pgsql.SQL("VACUUM (ANALYZE) {}").format(pgsql.Identifier(table)))
+                except psycopg.Error as exc:
+                    log.warning("%s: VACUUM %s failed: %s", self.where, table, one_line(exc))
+
     def _scrub(self) -> None:
         """Leave no erased text in the tables' files: rewrite them (and their indexes), and
         recompute their statistics (which sample column values)."""
@@ -413,14 +489,21 @@ class PostgresStore(SqlStore):
             log.warning("%s: a transaction older than the erasure is still open; erased text "
                         "stays in the table files until the next VACUUM FULL", self.where)
         with self._lock:
-            for table in _SCRUB_TABLES:
-                try:
-                    self._db.execute(pgsql.SQL("VACUUM (FULL, ANALYZE) {}").format(
-                        pgsql.Identifier(table)))
-                except psycopg.Error as exc:
-                    log.warning("%s: VACUUM FULL %s failed, erased text may remain in free "
-                                "space until PostgreSQL reuses it: %s", self.where, table,
-                                one_line(exc))
+            db = self._connection()
+            db.execute("SET statement_timeout = 0")      # a big table takes its time
+            try:
+                for table in _SCRUB_TABLES:
+                    try:
+                        db.execute(pgsql.SQL("VACUUM (FULL, ANALYZE) {}").format(
+                            pgsql.Identifier(table)))
+                    except psycopg.Error as exc:
+                        log.warning("%s: VACUUM FULL %s failed, erased text may remain in free "
+                                    "space until PostgreSQL reuses it: %s", self.where, table,
+                                    one_line(exc))
+            finally:
+                if not db.broken:
+                    db.execute("SELECT set_config('statement_timeout', %s, false)",
+                               (STATEMENT_TIMEOUT,))
 
 
 # --- search snippets: the shape of SQLite's FTS5 snippet() -----------------------------------

@@ -47,6 +47,7 @@ from agent_tui.store.base import (
     IngestResult,
     MergeProposal,
     OutboxRow,
+    QueuedReply,
     StatsMessage,
 )
 from agent_tui.subjects import normalise_subject
@@ -224,8 +225,10 @@ class SqlStore:
         cls._conversation = staticmethod(_conversation_mapper(cls.ts_out, cls.json_out))
         cls._message = staticmethod(_message_mapper(cls.ts_out, cls.json_out))
 
-    def transaction(self, lock: str | None = None) -> AbstractContextManager[Any]:
-        """One write transaction (its connection-like object has execute/executemany)."""
+    def transaction(self, lock: str | None = None, *,
+                    durable: bool = False) -> AbstractContextManager[Any]:
+        """One write transaction (its connection-like object has execute/executemany);
+        `durable`: on disk when it returns, power loss included."""
         raise NotImplementedError
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -722,8 +725,13 @@ class SqlStore:
                 db, "status='closed' AND closed_at IS NOT NULL AND closed_at<?",
                 (self.ts(before),))
         if count:
-            self._scrub()
+            self._after_purge()
         return count
+
+    def _after_purge(self) -> None:
+        """After retention deleted conversations (a cron run): the scrub, unless the dialect
+        has a lighter way that does not lock other users out."""
+        self._scrub()
 
     # --- proposed merges (never silent) ----------------------------------------------------
 
@@ -843,17 +851,22 @@ class SqlStore:
     def outbox_enqueue(self, conversation_id: int, account: str, payload: dict[str, Any],
                        idempotency_key: str) -> int:
         """Queue a reply; enqueuing the same key twice returns the first row's id."""
-        at = self.ts(utcnow())
         with self.transaction() as db:
-            row = db.execute(
-                "INSERT INTO outbox(conversation_id, account, payload, idempotency_key, state, "
-                "next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,'queued',?,?,?) "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                (conversation_id, account, self.json(payload), idempotency_key, at, at,
-                 at)).fetchone()
-            if row is None:
-                row = db.execute("SELECT id FROM outbox WHERE idempotency_key=?",
-                                 (idempotency_key,)).fetchone()
+            return self._enqueue(db, QueuedReply(conversation_id, account, payload,
+                                                 idempotency_key))
+
+    def _enqueue(self, db: Any, reply: QueuedReply) -> int:
+        """The outbox row of `reply.idempotency_key` (UNIQUE): inserted, or the one there."""
+        at = self.ts(utcnow())
+        row = db.execute(
+            "INSERT INTO outbox(conversation_id, account, payload, idempotency_key, state, "
+            "next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,'queued',?,?,?) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            (reply.conversation_id, reply.account, self.json(reply.payload),
+             reply.idempotency_key, at, at, at)).fetchone()
+        if row is None:
+            row = db.execute("SELECT id FROM outbox WHERE idempotency_key=?",
+                             (reply.idempotency_key,)).fetchone()
         return int(row[0])
 
     def outbox_claim_next(self, now: datetime, *, accounts: set[str] | None = None,
@@ -868,7 +881,9 @@ class SqlStore:
             params = sorted(accounts)
             extra = f" AND account IN ({_marks(params)})"
         at = self.ts(now)
-        with self.transaction() as db:
+        # Durable before the network send it precedes: a claim lost to power loss would put a
+        # reply that went out back in `queued`, and it would go out again.
+        with self.transaction(durable=True) as db:
             row = db.execute(
                 "UPDATE outbox SET state='sending', attempts=attempts+1, attempted_at=?, "
                 "claimed_by=?, updated_at=? WHERE id=(SELECT id FROM outbox WHERE "
@@ -1069,13 +1084,18 @@ class SqlStore:
         return [self._message(r) for r in rows]
 
     def record_decision(self, message_id: int, decision: str, why: str, *,
-                        entry_id: str | None, score: float | None, at: datetime) -> None:
+                        entry_id: str | None, score: float | None, at: datetime,
+                        reply: QueuedReply | None = None) -> int | None:
+        """Record what automation decided on a message, and queue its `reply` in the same
+        transaction: a crash leaves both or neither, so a rerun never answers it again.
+        Returns the reply's outbox id."""
         with self.transaction() as db:
             db.execute("INSERT INTO automation(message_id, decision, why, entry_id, score, at) "
                        "VALUES (?,?,?,?,?,?) ON CONFLICT (message_id) DO UPDATE SET "
                        "decision=excluded.decision, why=excluded.why, "
                        "entry_id=excluded.entry_id, score=excluded.score, at=excluded.at",
                        (message_id, decision, why, entry_id, score, self.ts(at)))
+            return self._enqueue(db, reply) if reply is not None else None
 
     def automation_decisions(self, conversation_id: int) -> list[dict[str, Any]]:
         """The decisions on a conversation's messages; `at` as fixed-width ISO text."""

@@ -149,17 +149,26 @@ class SqliteStore(SqlStore):
                 db.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[sqlite3.Connection]:
+    def transaction(self, lock: str | None = None, *,
+                    durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything inside commits together or not at all. SQLite
-        has one writer at a time, so every `lock` is already held."""
+        has one writer at a time, so every `lock` is already held. `durable`: the commit is on
+        disk when this returns (synchronous=FULL syncs the WAL at COMMIT; NORMAL, the default,
+        may lose the last commits on power loss, never corrupt the file)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
             self._writes += 1
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -5,6 +5,7 @@ and Telegram look-alikes, through the real CLI with a config and knowledge file 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -554,3 +555,126 @@ actions = {{ after_hours = true }}
     [mail] = shop.sink.received
     assert "Montag bis Freitag" in mail.message.get_content()
     assert mail.message["Auto-Submitted"] == "auto-replied"
+
+
+# --- exactly once across crashes and hosts (issue 19) ----------------------------------------
+
+# `agent-tui ARGS` in a process of its own that SIGKILLs itself at one step of a run.
+CRASH_AT = """
+import os, signal, sys
+from agent_tui.automation.run_once import Automation
+from agent_tui.cli import main
+from agent_tui.engine.outbox import OutboxSender
+from agent_tui.store.sql import SqlStore
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def after(owner, name, when=lambda result, *args, **kwargs: True):
+    original = getattr(owner, name)
+    def step(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if when(result, *args, **kwargs):
+            die()
+        return result
+    setattr(owner, name, step)
+
+point = sys.argv.pop(1)
+if point == "decided":       # decided on the message, nothing recorded by the run itself
+    after(Automation, "decide_one")
+elif point == "recorded":    # the decision and its reply committed, nothing sent
+    after(SqlStore, "record_decision", lambda result, *a, **k: result is not None)
+elif point == "claimed":     # the reply claimed for sending, not yet handed to the provider
+    after(SqlStore, "outbox_claim_next", lambda result, *a, **k: result is not None)
+elif point == "sent":        # the provider took the reply, the outbox does not know yet
+    OutboxSender._record_sent = lambda *args: die()
+sys.exit(main(sys.argv[1:]))
+"""
+
+# `agent-tui ARGS` that stops before its first decision until its stdin closes: a run that has
+# read the pending messages while another runs.
+PAUSE_BEFORE_DECIDING = """
+import sys
+from agent_tui.automation.run_once import Automation
+from agent_tui.cli import main
+
+original = Automation.decide_one
+def decide_one(self, message):
+    print("deciding", flush=True)
+    sys.stdin.read()
+    return original(self, message)
+Automation.decide_one = decide_one
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def on_postgres(shop: Shop, url: str) -> str:
+    """Point the shop's config at a PostgreSQL database."""
+    config = shop.config_path.read_text()
+    shop.config_path.write_text(config.replace('path = "data/agent.db"', f'path = "{url}"'))
+    return url
+
+
+def child(script: str, shop: Shop, *args: str, home: Path | None = None,
+          **popen: object) -> subprocess.Popen[str]:
+    env = {**os.environ, **({"HOME": str(home)} if home is not None else {})}
+    return subprocess.Popen([sys.executable, "-c", script, *args, "--config",
+                             str(shop.config_path), "run", "--once", "--json"],
+                            env=env, text=True, **popen)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("point", ["decided", "recorded", "claimed", "sent"])
+def test_a_run_killed_at_any_step_answers_each_message_exactly_once(
+        shop: Shop, backend: str, point: str, request: pytest.FixtureRequest) -> None:
+    assert shop.twilio is not None
+    store_at = (str(shop.store_path) if backend == "sqlite"
+                else on_postgres(shop, request.getfixturevalue("postgres_url")))
+    shop.mail_from_customer(1, ROUTINE_QUESTION, subject="Öffnungszeiten?")
+    shop.sms_from_customer(ROUTINE_QUESTION)
+
+    killed = child(CRASH_AT, shop, point, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    _, err = killed.communicate(timeout=120)
+    assert killed.returncode == -9, err             # it died at the step, not before
+    rerun, after = run_once(shop), run_once(shop)
+
+    assert rerun.code == 0 and after.code == 0, rerun.err + after.err
+    assert len(shop.sent_to("erika@example.org")) == 1
+    assert [m.to for m in shop.twilio.created] == [CUSTOMER_NUMBER]
+    assert decisions(after) == [] and after.json()["outbox"] == []
+    store = open_store(store_at)
+    try:
+        assert store.outbox_counts() == {"sent": 2}
+        for conversation in store.list_conversations():
+            decided = store.automation_decisions(conversation.id)
+            assert [d["decision"] for d in decided] == ["replied"]
+            assert [m.direction.value for m in store.get_messages(conversation.id)] == \
+                ["in", "out"]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_two_runs_on_two_hosts_against_one_postgres_store_answer_once(
+        shop: Shop, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    on_postgres(shop, postgres_url)
+    shop.mail_from_customer(1, ROUTINE_QUESTION, subject="Öffnungszeiten?")
+    assert shop.cli("sync").code == 0
+    # Two hosts: nothing on disk in common (each its own home).
+    first = child(PAUSE_BEFORE_DECIDING, shop, home=tmp_path / "host-a",
+                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert first.stdout is not None and first.stdout.readline() == "deciding\n"
+        monkeypatch.setenv("HOME", str(tmp_path / "host-b"))
+
+        second = shop.cli("run", "--once", "--json")
+
+        assert second.code == 0, second.err
+        assert "already running" in second.json()["skipped"]
+    finally:
+        out, err = first.communicate("", timeout=120)
+    assert first.returncode == 0, err
+    assert [m["decision"] for m in json.loads(out.splitlines()[-1])["messages"]] == ["replied"]
+    assert len(shop.sent_to("erika@example.org")) == 1

@@ -11,7 +11,7 @@ import pytest
 
 from agent_tui.errors import NotFound, StoreError
 from agent_tui.model import Channel, ConversationStatus, Direction, InboundMessage, OutboxState
-from agent_tui.store import IllegalTransition, Store, open_store
+from agent_tui.store import IllegalTransition, QueuedReply, Store, open_store
 from agent_tui.store.sqlite import MIGRATIONS
 from tests.conftest import shipped_steps, store_sql
 
@@ -210,6 +210,39 @@ def test_outbox_transitions(store: Store) -> None:
     with pytest.raises(IllegalTransition):
         store.outbox_retry_later(oid, "x", now)
     assert store.outbox_counts() == {"sent": 1}
+
+
+def test_a_decision_queues_its_reply_and_a_second_decision_queues_no_second_reply(
+        store: Store) -> None:
+    store.ingest("shop", [mail("a@x")], cursor_key="m", cursor=None)
+    conv = store.list_conversations()[0]
+    [message] = store.get_messages(conv.id)
+    reply = QueuedReply(conv.id, "shop", {"text": "hi"}, "auto-a")
+    first = store.record_decision(message.id, "replied", "entry x", entry_id="x", score=0.9,
+                                  at=T0, reply=reply)
+    again = store.record_decision(message.id, "replied", "entry x", entry_id="x", score=0.9,
+                                  at=T0, reply=reply)
+
+    assert first is not None and again == first
+    assert [r.idempotency_key for r in store.outbox_rows()] == ["auto-a"]
+    assert store.automation_pending(since=T0 - timedelta(days=1)) == []
+    assert store.record_decision(message.id, "left", "", entry_id=None, score=None,
+                                 at=T0) is None
+
+
+def test_an_outbox_claim_is_synced_to_disk_before_it_returns(sqlite_store: Store) -> None:
+    sqlite_store.ingest("shop", [mail("a@x")], cursor_key="m", cursor=None)
+    conv = sqlite_store.list_conversations()[0].id
+    sqlite_store.outbox_enqueue(conv, "shop", {}, "k")
+    statements: list[str] = []
+    sqlite_store._db.set_trace_callback(statements.append)
+
+    assert sqlite_store.outbox_claim_next(datetime.now(UTC)) is not None
+
+    sqlite_store._db.set_trace_callback(None)
+    assert statements[0] == "PRAGMA synchronous=FULL" and statements[-2] == "COMMIT"
+    assert statements[-1] == "PRAGMA synchronous=NORMAL"
+    assert tuple(sqlite_store._db.execute("PRAGMA synchronous").fetchone()) == (1,)  # NORMAL
 
 
 def test_stuck_sending_rows_of_dead_processes(store: Store) -> None:

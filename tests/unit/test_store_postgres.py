@@ -304,6 +304,83 @@ def test_reader_and_data_version_survive_a_lost_connection(postgres_url: str) ->
     store.close()
 
 
+def test_the_store_carries_on_after_the_server_restarts(postgres_server: Any,
+                                                        postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        seed_every_channel(store)
+        before = [c.id for c in store.list_conversations()]
+
+        postgres_server.restart()
+
+        # A read and a write, each the first on the dropped connection: connected again.
+        assert [c.id for c in store.list_conversations()] == before
+        postgres_server.restart()
+        conversation = before[0]
+        store.add_note(conversation, "Mia", "after the restart")
+        assert [n.text for n in store.get_notes(conversation)][-1] == "after the restart"
+        postgres_server.restart()
+        row = store.outbox_claim_next(datetime.now(UTC))
+        assert row is not None and row.idempotency_key == "key-1"
+        assert store.outbox_claim_next(datetime.now(UTC)) is None    # claimed once
+    finally:
+        store.close()
+
+
+def test_a_transaction_cut_before_its_commit_is_not_repeated_and_the_next_one_runs(
+        postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    other = PostgresStore(postgres_url, migrate=False)
+    try:
+        seed_every_channel(store)
+        conversation = store.list_conversations()[0].id
+        pid = store._db.info.backend_pid
+        with pytest.raises(StoreError), store.transaction() as db:
+            db.execute("INSERT INTO notes(conversation_id, author, text, created_at) "
+                       "VALUES (?, 'Mia', 'cut', now())", (conversation,))
+            store_sql(other, "SELECT pg_terminate_backend(?)", (pid,))
+            db.execute("SELECT 1")
+        assert "cut" not in [n.text for n in store.get_notes(conversation)]
+        store.add_note(conversation, "Mia", "next")
+        assert [n.text for n in other.get_notes(conversation)][-1] == "next"
+    finally:
+        other.close()
+        store.close()
+
+
+def test_retention_never_locks_others_out_with_vacuum_full(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    reading = PostgresStore(postgres_url, migrate=False)
+    try:
+        seed_every_channel(store)
+        closed = store.list_conversations()[0].id
+        store.set_status(closed, "closed")
+        # A colleague's open transaction holds a share lock on the tables (VACUUM FULL would
+        # wait for it, and every later reader would wait behind VACUUM FULL).
+        with reading.transaction() as db:
+            db.execute("SELECT count(*) FROM messages").fetchone()
+            done = threading.Event()
+            purge = threading.Thread(target=lambda: (
+                store.purge_closed(datetime.now(UTC) + timedelta(days=1)), done.set()))
+            purge.start()
+            assert done.wait(20), "retention waited for an exclusive lock"
+            purge.join()
+    finally:
+        reading.close()
+        store.close()
+
+
+def test_connections_have_keepalives_and_a_statement_timeout(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    try:
+        assert store._query("SELECT setting FROM pg_settings WHERE name='statement_timeout'"
+                            ) == [("60000",)]
+        params = store._db.info.get_parameters()
+        assert params["keepalives"] == "1" and params["keepalives_idle"] == "30"
+    finally:
+        store.close()
+
+
 async def test_doctor_opens_the_postgres_store_and_never_shows_the_password(
         postgres_url: str, tmp_path: Path) -> None:
     from agent_tui.engine.doctor import run_doctor
