@@ -313,36 +313,19 @@ def _match(tokens: list[_Token], langs: tuple[str, ...], weight: float,
 
 def _longest_entry(tokens: list[_Token], i: int, langs: tuple[str, ...]) -> _Entry | None:
     best: _Entry | None = None
-    word = tokens[i].lower
     for lang in langs:
-        exact, candidates = _cues_starting_with(lang, word)
-        best = best or exact
-        for entry in candidates:
+        best = best or _LEXICON.exact.get((lang, tokens[i].lower))
+        for entry in _LEXICON.by_first_stem.get((lang, _stem(lang, tokens[i].lower)), ()):
             if best is not None and entry.length <= best.length:
                 break
-            if entry.length == 1 or _phrase_at(tokens, i, entry):
+            if _phrase_at(tokens, i, entry):
                 best = entry
                 break
     if best is None and "de" in langs:
-        best = _part_in(word)
+        part = _LEXICON.part_pattern.search(_fold(tokens[i].text))
+        if part is not None:
+            best = _LEXICON.parts[part.group()]
     return best
-
-
-# Words repeat (a mail says "Bestellung" three times, every mail says "die"): what a word can start
-# is looked up once per word, not once per occurrence; the lexicon never changes.
-@functools.lru_cache(maxsize=65_536)
-def _cues_starting_with(lang: str, word: str) -> tuple[_Entry | None, tuple[_Entry, ...]]:
-    """The entry for `word` as written, and the phrases whose first stem is `word`'s (longest
-    first)."""
-    return (_LEXICON.exact.get((lang, word)),
-            tuple(_LEXICON.by_first_stem.get((lang, _stem(lang, word)), ())))
-
-
-@functools.lru_cache(maxsize=65_536)
-def _part_in(word: str) -> _Entry | None:
-    """The (longest, leftmost) German word part inside `word`: "~schlecht" in "grottenschlecht"."""
-    part = _LEXICON.part_pattern.search(_fold(word))
-    return _LEXICON.parts[part.group()] if part is not None else None
 
 
 def _phrase_at(tokens: list[_Token], i: int, entry: _Entry) -> bool:
