@@ -12,4 +12,4 @@ ANALYSIS_CHARS = 20_000
 
 def bounded(text: str, limit: int = ANALYSIS_CHARS) -> str:
     """The first `limit` characters of `text`."""
-    return text if len(text) <= limit else text[:limit]
+    return text[:limit]

@@ -35,31 +35,38 @@ def dead_here(holder: str) -> bool:
         pid = int(pid_text)
     except ValueError:
         return False
-    if pid <= 0 or not _exists(pid):
+    if pid <= 0 or not _signalable(pid):
         return True
-    now = _start_time(pid)
+    fields = _stat_fields(pid)
+    if fields is None:
+        return False                                     # no /proc: the signal test says alive
+    if fields[0] == "Z":
+        return True                                      # a zombie holds nothing
+    now = fields[19] if len(fields) > 19 else ""
     return bool(started and now and now != started)      # the pid belongs to another process
 
 
-def _exists(pid: int) -> bool:
+def _signalable(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True                                      # another user's live process
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True                                      # no /proc: the signal test says alive
+        pass                                             # another user's live process
+    return True
 
 
 def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (after the command name, which may hold spaces and ')')."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and ')'):
+    [0] the state, [19] the start time; None without /proc."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             fields = stat.read().rpartition(")")[2].split()
     except OSError:
         return None
-    return fields[19] if len(fields) > 19 else None
+    return fields or None
