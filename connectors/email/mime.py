@@ -454,6 +454,7 @@ def _source_size(part: Message) -> int:
 
 def _attachment_info(part: Message, path: str, content_type: str,
                      notes: list[str]) -> AttachmentInfo:
+    shown_type = safe_mime_type(content_type)
     raw_name = _raw_filename(part)
     name = clean_line(decode_header_value(raw_name))
     if not name:
@@ -462,7 +463,7 @@ def _attachment_info(part: Message, path: str, content_type: str,
             subject = decode_header_value(str(inner[0].get("subject", ""))) if inner else ""
             name = (clean_line(subject) or "forwarded message") + ".eml"
         else:
-            name = f"part-{path}{mimetypes.guess_extension(safe_mime_type(content_type)) or '.bin'}"
+            name = f"part-{path}{mimetypes.guess_extension(shown_type) or '.bin'}"
     size = 0
     try:
         if part.is_multipart():
@@ -472,7 +473,7 @@ def _attachment_info(part: Message, path: str, content_type: str,
     except Exception as exc:  # a broken part still gets listed
         _note(notes, f"part {path}: size unknown ({type(exc).__name__})")
     return AttachmentInfo(name=safe_filename(name, fallback=f"part-{path}"),
-                          content_type=safe_mime_type(content_type), size=size, ref=path)
+                          content_type=shown_type, size=size, ref=path)
 
 
 def _walk(part: Message, path: str, depth: int, body: _Body, in_body: bool) -> None:
